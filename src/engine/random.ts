@@ -1,0 +1,58 @@
+// Seeded, reproducible randomness: xoshiro128** seeded through splitmix32. The same seed gives
+// bit-identical streams on every backend, because all random numbers are drawn here, in JS.
+
+function splitmix32(state: { s: number }): number {
+  state.s = (state.s + 0x9e3779b9) | 0;
+  let z = state.s;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  return (z ^ (z >>> 16)) >>> 0;
+}
+
+export class Generator {
+  private s0 = 0; private s1 = 0; private s2 = 0; private s3 = 0;
+  private spare: number | null = null; // second Box-Muller value
+
+  constructor(seed = 0) { this.seed(seed); }
+
+  seed(seed: number): this {
+    if (!Number.isFinite(seed)) throw new RangeError(`seed must be a finite number, got ${seed}`);
+    const st = { s: Math.trunc(seed) | 0 };
+    this.s0 = splitmix32(st); this.s1 = splitmix32(st); this.s2 = splitmix32(st); this.s3 = splitmix32(st);
+    this.spare = null;
+    return this;
+  }
+
+  /** Uniform 32-bit unsigned integer. */
+  nextU32(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
+    const t = this.s1 << 9;
+    this.s2 ^= this.s0; this.s3 ^= this.s1; this.s1 ^= this.s2; this.s0 ^= this.s3;
+    this.s2 ^= t; this.s3 = rotl(this.s3, 11);
+    return result;
+  }
+
+  /** Uniform in [0, 1) with 32 bits of resolution. */
+  uniform(): number { return this.nextU32() / 4294967296; }
+
+  /** Standard normal (Box-Muller, both values used). */
+  normal(): number {
+    if (this.spare !== null) { const v = this.spare; this.spare = null; return v; }
+    let u = 0;
+    while (u === 0) u = this.uniform();
+    const v = this.uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+
+  /** Uniform integer in [0, n). */
+  int(n: number): number { return Math.floor(this.uniform() * n); }
+}
+
+function rotl(x: number, k: number): number { return (x << k) | (x >>> (32 - k)); }
+
+/** The process-wide default generator; `manualSeed` resets it. */
+export const defaultGenerator = new Generator(0);
+
+export function manualSeed(seed: number): void { defaultGenerator.seed(seed); }

@@ -1,0 +1,2 @@
+// ernie-vilg: the library entry point.
+export * from './engine/index.js';
