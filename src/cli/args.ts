@@ -1,0 +1,40 @@
+// A small, strict argument parser: `--name value`, `--name=value`, boolean `--flag`, positionals.
+// Unknown options are errors, so a typo never silently runs with defaults.
+
+export type OptionSpec = Record<string, { type: 'string' | 'number' | 'boolean'; help: string; default?: string | number | boolean }>;
+export type ParsedOptions = Record<string, string | number | boolean | undefined>;
+
+export class UsageError extends Error {}
+
+export function parseArgs(argv: readonly string[], spec: OptionSpec): { positionals: string[]; options: ParsedOptions } {
+  const options: ParsedOptions = {};
+  for (const [k, s] of Object.entries(spec)) options[k] = s.default;
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) { positionals.push(arg); continue; }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const s = spec[name];
+    if (s === undefined) throw new UsageError(`unknown option --${name} (known: ${Object.keys(spec).map((k) => `--${k}`).join(', ') || 'none'})`);
+    if (s.type === 'boolean') {
+      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
+      options[name] = true;
+      continue;
+    }
+    const raw = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+    if (raw === undefined) throw new UsageError(`--${name} needs a value`);
+    if (s.type === 'number') {
+      const v = Number(raw);
+      if (!Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got '${raw}'`);
+      options[name] = v;
+    } else options[name] = raw;
+  }
+  return { positionals, options };
+}
+
+export function formatOptions(spec: OptionSpec): string {
+  return Object.entries(spec)
+    .map(([k, s]) => `  --${k}${s.type === 'boolean' ? '' : ` <${s.type}>`}`.padEnd(28) + s.help + (s.default !== undefined && s.default !== false ? ` (default ${String(s.default)})` : ''))
+    .join('\n');
+}
