@@ -1,0 +1,39 @@
+// `vilg bench ...`: side-by-side benchmarks.
+import { UsageError } from '../args.js';
+import type { Command } from '../command.js';
+
+export const commands: Record<string, Command> = {
+  'bench engine': {
+    summary: 'time engine kernels against PyTorch side by side (matmul, conv, layer norm, softmax)',
+    options: {
+      json: { type: 'boolean', help: 'print one JSON object per line' },
+      markdown: { type: 'boolean', help: 'print a Markdown table at the end' },
+      rounds: { type: 'number', help: 'alternating rounds per case', default: 5 },
+      iters: { type: 'number', help: 'timed iterations per side per round', default: 5 },
+      filter: { type: 'string', help: 'only ops whose name contains this' },
+      'no-torch': { type: 'boolean', help: 'skip the PyTorch baseline' },
+      python: { type: 'string', help: 'python with torch', default: '/usr/bin/python3' },
+    },
+    async run(_pos, o) {
+      const { benchEngine, benchMarkdown } = await import('../../bench/engine.js');
+      const rounds = positiveInt(o['rounds'], 'rounds'), iters = positiveInt(o['iters'], 'iters');
+      const rows = await benchEngine(undefined, {
+        rounds, iters, torch: !o['no-torch'], python: o['python'] as string, filter: o['filter'] as string | undefined,
+        onProgress: (m) => process.stderr.write(m + '\n'),
+        onRow: (r) => {
+          if (o['json']) process.stdout.write(JSON.stringify(r) + '\n');
+          else process.stdout.write(`${r.op.padEnd(20)} ${r.shape.join('×').padEnd(16)} ${r.dtype.padEnd(5)} ${r.ms.toFixed(3).padStart(9)} ms` +
+            `${r.gflops === null ? '' : ` ${r.gflops.toFixed(1).padStart(7)} GFLOP/s`}` +
+            `${r.torch_ms === null ? '' : `  torch ${r.torch_ms.toFixed(3)} ms  ratio ${r.ratio?.toFixed(2)}`}\n`);
+        },
+      });
+      if (o['markdown']) process.stdout.write('\n' + benchMarkdown(rows) + '\n');
+    },
+  },
+};
+
+export function positiveInt(v: unknown, name: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new UsageError(`--${name} must be a positive integer`);
+  return v;
+}
+
