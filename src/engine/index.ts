@@ -10,3 +10,5 @@ export {
 } from './kernels.js';
 export * from './ops/index.js';
 export { nativeAddon, nativeLoadError } from './backends/native.js';
+export * from './optim/index.js';
+export * from './io/safetensors.js';
