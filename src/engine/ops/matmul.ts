@@ -2,6 +2,7 @@
 // Legend: B batch (leading dims folded), M rows of op(a), K contraction, N columns of op(b).
 
 import { allocLike, bf16ArrayToF32, roundToBf16, type FloatArray } from '../dtype.js';
+import { sumToShape } from './reduce.js';
 import { defineKernel, getPrecision, kernel, type Precision } from '../kernels.js';
 import { fmtShape, numel } from '../shape.js';
 import { Tensor, recordOp } from '../tensor.js';
@@ -109,14 +110,4 @@ function batchShape(a: Tensor, b: Tensor): number[] {
     throw new RangeError(`matmul: batch dims ${fmtShape(la)} and ${fmtShape(lb)} differ (expand one side first)`);
   }
   return la;
-}
-
-/** Sums a batched gradient [..., R, C] down to a 2-D operand's [R, C] (broadcast operand). */
-function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
-  if (g.rank === shape.length) return g;
-  const rc = numel(shape), reps = g.size / rc;
-  const src = g.data as FloatArray;
-  const out = allocLike(src, rc);
-  for (let r = 0; r < reps; r++) for (let i = 0; i < rc; i++) out[i] += src[r * rc + i]!;
-  return new Tensor(out, shape);
 }
