@@ -1,0 +1,3 @@
+// nn: modules with named parameters (PyTorch naming), state dicts, train/eval mode.
+export * from './module.js';
+export * from './layers.js';
