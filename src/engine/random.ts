@@ -9,6 +9,9 @@ function splitmix32(state: { s: number }): number {
   return (z ^ (z >>> 16)) >>> 0;
 }
 
+/** Serialisable generator state (JSON-safe). */
+export interface GeneratorState { s: number[]; spare: number | null }
+
 export class Generator {
   private s0 = 0; private s1 = 0; private s2 = 0; private s3 = 0;
   private spare: number | null = null; // second Box-Muller value
@@ -20,6 +23,21 @@ export class Generator {
     const st = { s: Math.trunc(seed) | 0 };
     this.s0 = splitmix32(st); this.s1 = splitmix32(st); this.s2 = splitmix32(st); this.s3 = splitmix32(st);
     this.spare = null;
+    return this;
+  }
+
+  /** The full generator state, for exact resume of training runs. */
+  getState(): GeneratorState {
+    return { s: [this.s0 >>> 0, this.s1 >>> 0, this.s2 >>> 0, this.s3 >>> 0], spare: this.spare };
+  }
+
+  setState(st: GeneratorState): this {
+    if (!Array.isArray(st?.s) || st.s.length !== 4 || !st.s.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) {
+      throw new TypeError('Generator.setState: expected { s: [four uint32], spare: number | null }');
+    }
+    if (st.spare !== null && typeof st.spare !== 'number') throw new TypeError('Generator.setState: spare must be a number or null');
+    [this.s0, this.s1, this.s2, this.s3] = st.s.map((v) => v | 0) as [number, number, number, number];
+    this.spare = st.spare;
     return this;
   }
 
