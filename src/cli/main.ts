@@ -3,12 +3,13 @@
 
 import { formatOptions, parseArgs, UsageError } from './args.js';
 import type { Command } from './command.js';
-
 import { commands as bench } from './commands/bench.js';
 import { commands as info } from './commands/info.js';
+import { commands as dataEmoji } from './commands/data-emoji.js';
+import { commands as dataTokenizer } from './commands/data-tokenizer.js';
 
 /** Every command, by its full name ('bench engine', 'data prepare', ...). */
-const COMMANDS: Record<string, Command> = { ...info, ...bench };
+const COMMANDS: Record<string, Command> = { ...dataEmoji, ...dataTokenizer, ...bench, ...info };
 
 function usage(): string {
   const names = Object.keys(COMMANDS);
