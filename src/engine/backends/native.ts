@@ -3,19 +3,64 @@
 //   VILG_BACKEND=native     the addon must load, or start-up fails with the reason;
 //   VILG_BACKEND=reference  the addon is not loaded at all;
 //   unset                   native when the addon loads, else reference with one warning.
-// OpenMP reads OMP_NUM_THREADS when the library loads, so it is settled before the require.
+// OpenMP reads OMP_NUM_THREADS when the library loads, so it is settled before the require (unset: the
+// OpenMP default, one thread per core). VILG_PRIMITIVE_CACHE caps the addon's LRU primitive cache
+// (default 1024 entries; 0 disables caching). Loading the addon also tunes glibc's malloc process-wide
+// to keep freed memory mapped (fresh pages fault in at ~12 µs each on our VMs; see native/memory.cc);
+// VILG_MALLOC_TUNING=0 opts out.
 
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { markNativeAvailable } from '../kernels.js';
+import { registerNativeKernels } from './native-kernels.js';
 
-/** The raw addon surface (see native/addon.cc). Only backends/native*.ts may call it, after validation. */
+type F32 = Float32Array;
+export interface NativeNormStats { y: F32; mean: F32; rstd: F32 }
+export interface NativeNormGrads { dx: F32; dgamma: F32 | null; dbeta: F32 | null }
+
+/**
+ * The raw addon surface (native/*.cc). Only backends/native*.ts may call it, after validation; the addon
+ * re-checks types and lengths and throws TypeError/RangeError rather than crash. Outputs are new arrays.
+ * Conv dims: [N, H, W, CI, CO, KH, KW, strideH, strideW, padTop, padLeft, padBottom, padRight, OH, OW].
+ */
 export interface NativeAddon {
   version(): { dnnl: string; isa: string; threads: number };
-  [fn: string]: unknown;
+  /** The LRU primitive cache (VILG_PRIMITIVE_CACHE entries). */
+  cacheStats(): { size: number; capacity: number; hits: number; misses: number };
+  setCacheCapacity(capacity: number): void;
+  cacheClear(): void;
+  /** Large outputs are allocated through fn (uninitialised memory of exactly `bytes`; every kernel overwrites all of it). */
+  setOutputAllocator(fn: (bytes: number) => ArrayBuffer): void;
+  matmul(a: F32 | Uint16Array, b: F32 | Uint16Array, batch: number, m: number, k: number, n: number,
+    transA: boolean, transB: boolean, strideA: number, strideB: number, bf16: boolean): F32;
+  conv2d(x: F32, w: F32, bias: F32 | null, dims: number[], bf16: boolean): F32;
+  conv2dBackwardData(g: F32, w: F32, dims: number[], bf16: boolean): F32;
+  conv2dBackwardWeights(x: F32, g: F32, dims: number[], withBias: boolean, bf16: boolean): { dw: F32; dbias: F32 | null };
+  layerNorm(x: F32, gamma: F32 | null, beta: F32 | null, rows: number, cols: number, eps: number): NativeNormStats;
+  layerNormBackward(x: F32, gamma: F32 | null, mean: F32, rstd: F32, g: F32, rows: number, cols: number, hasBeta: boolean): NativeNormGrads;
+  groupNorm(x: F32, gamma: F32 | null, beta: F32 | null, n: number, p: number, c: number, groups: number, eps: number): NativeNormStats;
+  groupNormBackward(x: F32, gamma: F32 | null, mean: F32, rstd: F32, g: F32, n: number, p: number, c: number, groups: number,
+    hasBeta: boolean): NativeNormGrads;
+  softmax(x: F32, rows: number, cols: number, log: boolean): F32;
+  softmaxBackward(y: F32, g: F32, rows: number, cols: number, log: boolean): F32;
+  unary(kind: string, x: F32): F32;
+  unaryBackward(kind: string, x: F32, y: F32, g: F32): F32;
+  /** a ∘ b → shape aShape; bShape has a's rank with each dim equal to a's or 1; negate flips the sign. */
+  binary(kind: string, a: F32, aShape: number[], b: F32, bShape: number[], negate: boolean): F32;
+  /** mask: 0/1 bytes [1 | BH, Sq, Sk] (maskShared: [1, Sq, Sk]) or null. */
+  attention(q: F32, k: F32, v: F32, mask: Uint8Array | null, maskShared: boolean, bh: number, sq: number, sk: number,
+    dh: number, dv: number, scale: number, bf16: boolean): { out: F32; probs: F32 };
+  attentionBackward(q: F32, k: F32, v: F32, probs: F32, g: F32, bh: number, sq: number, sk: number, dh: number, dv: number,
+    scale: number, bf16: boolean): { dq: F32; dk: F32; dv: F32 };
 }
+
+const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
+  'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'matmul', 'conv2d', 'conv2dBackwardData',
+  'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'softmax',
+  'softmaxBackward', 'unary', 'unaryBackward', 'binary', 'attention', 'attentionBackward',
+];
 
 let addon: NativeAddon | null = null;
 let loadError: string | null = null;
@@ -39,7 +84,10 @@ function loadAddon(): void {
   const path = resolve(packageRoot(), 'build', 'Release', 'vilg_native.node');
   try {
     if (!existsSync(path)) throw new Error(`${path} does not exist (the addon was not built)`);
-    addon = createRequire(import.meta.url)(path) as NativeAddon;
+    const loaded = createRequire(import.meta.url)(path) as Record<string, unknown>;
+    const missing = ADDON_FUNCTIONS.filter((f) => typeof loaded[f] !== 'function');
+    if (missing.length > 0) throw new Error(`${path} is out of date (no ${missing.join(', ')}); run npm run build:native`);
+    addon = loaded as unknown as NativeAddon;
   } catch (e) {
     loadError = (e as Error).message;
     if (mode === 'native') throw new Error(`VILG_BACKEND=native but the native addon failed to load: ${loadError}`);
@@ -50,6 +98,14 @@ function loadAddon(): void {
       { code: 'VILG_NO_NATIVE' });
     return;
   }
+  const cap = process.env['VILG_PRIMITIVE_CACHE'];
+  if (cap !== undefined && cap !== '') {
+    if (!/^\d+$/.test(cap)) throw new Error(`VILG_PRIMITIVE_CACHE must be a non-negative integer, got '${cap}'`);
+    addon.setCacheCapacity(Number(cap));
+  }
+  // Kernels overwrite their whole output, so skip the zero-fill of large ones (V8's calloc).
+  addon.setOutputAllocator((bytes) => Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer);
+  registerNativeKernels(addon);
   markNativeAvailable();
 }
 
