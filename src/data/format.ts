@@ -9,7 +9,7 @@
 // u32 height, u32 width, u32 channels (3), u32 CRC-32 of the pixel bytes. Files are written under a
 // temporary name and renamed, so a crash never leaves a half-written data set that looks complete.
 
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from '../util/crc32.js';
 
@@ -133,7 +133,7 @@ export interface Dataset {
   dir: string;
   card: DatasetCard;
   records: SampleRecord[];
-  /** Image `index` as [H, W, 3] uint8 (a view into the loaded file). */
+  /** Image `index` as [H, W, 3] uint8 (a view into images.bin, loaded and CRC-checked on first use). */
   image(index: number): Uint8Array;
   /** Records of one split. */
   split(split: Split): SampleRecord[];
@@ -147,14 +147,27 @@ export function openDataset(dir: string): Dataset {
   let card: DatasetCard;
   try { card = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as DatasetCard; } catch (e) { throw new DatasetFormatError(`${dir}/dataset.json is not valid JSON: ${(e as Error).message}`); }
   if (card.format !== 'vilg-dataset' || card.version !== 1) throw new DatasetFormatError(`${dir}/dataset.json: unsupported format ${String(card.format)} v${String(card.version)}`);
-  const bytes = readFileSync(join(dir, 'images.bin'));
-  if (bytes.length < HEADER_BYTES || bytes.toString('latin1', 0, 8) !== MAGIC) throw new DatasetFormatError(`${dir}/images.bin: bad magic (not a vilg image file)`);
-  const version = bytes.readUInt32LE(8), count = bytes.readUInt32LE(12), h = bytes.readUInt32LE(16), w = bytes.readUInt32LE(20), c = bytes.readUInt32LE(24), crc = bytes.readUInt32LE(28);
+  // Header and size are checked now; the pixels (and their CRC) load on the first image() call, so
+  // reading captions only (tokenizer training) never pulls a large images.bin into memory.
+  const imagesPath = join(dir, 'images.bin');
+  const header = Buffer.alloc(HEADER_BYTES);
+  const fd = openSync(imagesPath, 'r');
+  let got: number;
+  try { got = readSync(fd, header, 0, HEADER_BYTES, 0); } finally { closeSync(fd); }
+  if (got < HEADER_BYTES || header.toString('latin1', 0, 8) !== MAGIC) throw new DatasetFormatError(`${dir}/images.bin: bad magic (not a vilg image file)`);
+  const version = header.readUInt32LE(8), count = header.readUInt32LE(12), h = header.readUInt32LE(16), w = header.readUInt32LE(20), c = header.readUInt32LE(24), crc = header.readUInt32LE(28);
   if (version !== 1 || c !== 3) throw new DatasetFormatError(`${dir}/images.bin: unsupported version ${version} or channels ${c}`);
   const per = h * w * c;
-  if (bytes.length !== HEADER_BYTES + count * per) throw new DatasetFormatError(`${dir}/images.bin: ${bytes.length} bytes, expected ${HEADER_BYTES + count * per} for ${count} images of ${h}×${w}×3 (truncated?)`);
-  const pixels = new Uint8Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, count * per);
-  if (crc32(pixels) !== crc) throw new DatasetFormatError(`${dir}/images.bin: checksum mismatch (file corrupted)`);
+  const size = statSync(imagesPath).size;
+  if (size !== HEADER_BYTES + count * per) throw new DatasetFormatError(`${dir}/images.bin: ${size} bytes, expected ${HEADER_BYTES + count * per} for ${count} images of ${h}×${w}×3 (truncated?)`);
+  let pixels: Uint8Array | null = null;
+  const loadPixels = (): Uint8Array => {
+    if (pixels) return pixels;
+    const bytes = readFileSync(imagesPath);
+    const px = new Uint8Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, count * per);
+    if (bytes.length !== size || crc32(px) !== crc) throw new DatasetFormatError(`${dir}/images.bin: checksum mismatch (file corrupted or changed)`);
+    return (pixels = px);
+  };
   if (card.count !== count || card.imageSize.height !== h || card.imageSize.width !== w) throw new DatasetFormatError(`${dir}: dataset.json and images.bin disagree on count or size`);
   const lines = readFileSync(join(dir, 'manifest.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');
   const records = lines.map((l, i) => {
@@ -166,7 +179,7 @@ export function openDataset(dir: string): Dataset {
     dir, card, records,
     image(index: number) {
       if (!Number.isInteger(index) || index < 0 || index >= count) throw new RangeError(`image index ${index} out of range [0, ${count})`);
-      return pixels.subarray(index * per, (index + 1) * per);
+      return loadPixels().subarray(index * per, (index + 1) * per);
     },
     split(s: Split) { return records.filter((r) => r.split === s); },
   };
