@@ -14,7 +14,7 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
   const stream = opts.stream ?? process.stderr;
   const tty = stream.isTTY === true;
   const start = Date.now();
-  let done = 0, lastPrint = 0, lastDecile = -1, note = '';
+  let done = 0, lastPrint = 0, lastDecile = -1, note = '', lastLine = '';
   const line = (): string => {
     const frac = total > 0 ? Math.min(1, done / total) : 1;
     const elapsed = (Date.now() - start) / 1000;
@@ -25,8 +25,10 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
   };
   const print = (final: boolean): void => {
     if (opts.silent) return;
-    if (tty) stream.write(`\r\x1b[K${line()}${final ? '\n' : ''}`);
-    else stream.write(line() + '\n');
+    const text = line();
+    if (tty) stream.write(`\r\x1b[K${text}${final ? '\n' : ''}`);
+    else if (text !== lastLine) stream.write(text + '\n'); // a log never repeats the same line
+    lastLine = text;
   };
   return {
     tick(n = 1, text?: string) {
