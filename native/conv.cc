@@ -6,7 +6,8 @@
 //
 // The primitives pick their own weights layout (format_tag::any, blocked for the ISA); user weights are
 // reordered into it (and dw back to OIHW) — the reorder also rounds to bf16 in mixed precision. With
-// bf16 the activations are rounded to bf16 first; outputs and accumulation stay f32. The bias gradient
+// bf16 the activations are rounded to bf16 first; outputs and accumulation stay f32. Inputs may also
+// arrive as bf16 bits (Uint16Array): when all of them do, the conv runs in bf16 without conversions. The bias gradient
 // is Σ g over N·OH·OW computed here from the f32 g (never rounded, as the reference specifies).
 #include "ops.h"
 #include "pd.h"
@@ -49,18 +50,30 @@ ConvGeom geom(const ConvDims& d) { return {{d.sh, d.sw}, {d.pt, d.pl}, {d.pb, d.
 md x_md(const ConvDims& d, dt type) { return md({d.n, d.ci, d.h, d.w}, type, tag::nhwc); }
 md y_md(const ConvDims& d, dt type) { return md({d.n, d.co, d.oh, d.ow}, type, tag::nhwc); }
 md w_any(const ConvDims& d, dt type) { return md({d.co, d.ci, d.kh, d.kw}, type, tag::any); }
-md w_user(const ConvDims& d) { return md({d.co, d.ci, d.kh, d.kw}, dt::f32, tag::oihw); }
+md w_user(const ConvDims& d, dt type = dt::f32) { return md({d.co, d.ci, d.kh, d.kw}, type, tag::oihw); }
+
+/** Compute in bf16 when asked to, or when every input already is bf16 (as matmul does). */
+bool compute_bf16(bool flag, std::initializer_list<const Array*> inputs) {
+  if (flag) return true;
+  for (const Array* a : inputs) if (!a->is_bf16()) return false;
+  return true;
+}
 
 /** The forward primitive_desc the backward ones are hinted with (same types, no bias). */
 dnnl::convolution_forward::primitive_desc fwd_hint(const ConvDims& d, dt type) {
   return conv_fwd_pd(x_md(d, type), w_any(d, type), nullptr, y_md(d, type), geom(d));
 }
 
-/** An activation in the compute type: the JS memory itself (f32) or a bf16 copy in a scratch slot. */
+/** An activation in the compute type: the JS memory itself when the types agree, else a converted copy. */
 void* activation(const Array& a, size_t len, bool bf16, int slot) {
-  if (!bf16) return a.data;
-  auto* dst = static_cast<uint16_t*>(scratch(slot, len * sizeof(uint16_t)));
-  f32_to_bf16(a.f32(), dst, len);
+  if (bf16 == a.is_bf16()) return a.data;
+  if (bf16) {
+    auto* dst = static_cast<uint16_t*>(scratch(slot, len * sizeof(uint16_t)));
+    f32_to_bf16(a.f32(), dst, len);
+    return dst;
+  }
+  auto* dst = static_cast<float*>(scratch(slot, len * sizeof(float)));  // bf16 input, f32 compute: widen (exact)
+  bf16_to_f32(a.u16(), dst, len);
   return dst;
 }
 
@@ -111,16 +124,16 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Args args(info, "conv2d", 5);
     const ConvDims d = read_dims(args, 3);
-    const bool bf16 = args.flag(4, "bf16");
-    const Array x = args.array(0, "x", d.x_len), w = args.array(1, "w", d.w_len);
+    const Array x = args.array(0, "x", d.x_len, true), w = args.array(1, "w", d.w_len, true);
     const Array bias = args.optional_array(2, "bias", static_cast<size_t>(d.co));
+    const bool bf16 = compute_bf16(args.flag(4, "bf16"), {&x, &w});
     const bool has_bias = bias.data != nullptr;
-    const dt type = bf16 ? dt::bf16 : dt::f32;
+    const dt type = bf16 ? dt::bf16 : dt::f32, w_type = w.is_bf16() ? dt::bf16 : dt::f32;
 
-    EntryPtr e = cached(conv_key("conv2d", d, bf16, has_bias), [&] {
+    EntryPtr e = cached(conv_key("conv2d", d, bf16, has_bias) + (w.is_bf16() ? "w16" : ""), [&] {
       md b_md({d.co}, dt::f32, tag::a);
       auto pd = conv_fwd_pd(x_md(d, type), w_any(d, type), has_bias ? &b_md : nullptr, y_md(d, dt::f32), geom(d));
-      CacheEntry ce = with_reorder(dnnl::convolution_forward(pd), pd.scratchpad_desc(), pd.weights_desc(), w_user(d), false);
+      CacheEntry ce = with_reorder(dnnl::convolution_forward(pd), pd.scratchpad_desc(), pd.weights_desc(), w_user(d, w_type), false);
       ce.mds.push_back(b_md);
       return ce;
     });
@@ -141,13 +154,13 @@ Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Args args(info, "conv2dBackwardData", 4);
     const ConvDims d = read_dims(args, 2);
-    const bool bf16 = args.flag(3, "bf16");
-    const Array g = args.array(0, "g", d.y_len), w = args.array(1, "w", d.w_len);
-    const dt type = bf16 ? dt::bf16 : dt::f32;
+    const Array g = args.array(0, "g", d.y_len, true), w = args.array(1, "w", d.w_len, true);
+    const bool bf16 = compute_bf16(args.flag(3, "bf16"), {&g, &w});
+    const dt type = bf16 ? dt::bf16 : dt::f32, w_type = w.is_bf16() ? dt::bf16 : dt::f32;
 
-    EntryPtr e = cached(conv_key("conv2dBackwardData", d, bf16, false), [&] {
+    EntryPtr e = cached(conv_key("conv2dBackwardData", d, bf16, false) + (w.is_bf16() ? "w16" : ""), [&] {
       auto pd = conv_bwd_data_pd(x_md(d, dt::f32), w_any(d, type), y_md(d, type), geom(d), fwd_hint(d, type));
-      return with_reorder(dnnl::convolution_backward_data(pd), pd.scratchpad_desc(), pd.weights_desc(), w_user(d), false);
+      return with_reorder(dnnl::convolution_backward_data(pd), pd.scratchpad_desc(), pd.weights_desc(), w_user(d, w_type), false);
     });
 
     Napi::Float32Array dx = new_f32(args.env(), d.x_len);
@@ -165,8 +178,9 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Args args(info, "conv2dBackwardWeights", 5);
     const ConvDims d = read_dims(args, 2);
-    const bool with_bias = args.flag(3, "withBias"), bf16 = args.flag(4, "bf16");
-    const Array x = args.array(0, "x", d.x_len), g = args.array(1, "g", d.y_len);
+    const bool with_bias = args.flag(3, "withBias");
+    const Array x = args.array(0, "x", d.x_len, true), g = args.array(1, "g", d.y_len, true);
+    const bool bf16 = compute_bf16(args.flag(4, "bf16"), {&x, &g});
     const dt type = bf16 ? dt::bf16 : dt::f32;
 
     EntryPtr e = cached(conv_key("conv2dBackwardWeights", d, bf16, false), [&] {
@@ -190,7 +204,13 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
     result.Set("dw", dw);
     if (with_bias) {
       Napi::Float32Array db = new_f32(env, static_cast<size_t>(d.co));
-      bias_grad(g.f32(), d.y_len / static_cast<size_t>(d.co), d.co, db.Data());
+      const float* gf = g.f32();
+      if (g.is_bf16()) {  // the bias gradient is summed in f32 from the exact widened values
+        auto* wide = static_cast<float*>(scratch(kSlotB, d.y_len * sizeof(float)));
+        bf16_to_f32(g.u16(), wide, d.y_len);
+        gf = wide;
+      }
+      bias_grad(gf, d.y_len / static_cast<size_t>(d.co), d.co, db.Data());
       result.Set("dbias", db);
     } else {
       result.Set("dbias", env.Null());

@@ -73,6 +73,8 @@ def main():
             elif req["cmd"] == "time":
                 ms = []
                 with torch.no_grad():
+                    for _ in range(req.get("warmup", 0)):  # untimed, as on the Node side
+                        fn()
                     for _ in range(req["iters"]):
                         t0 = time.perf_counter()
                         fn()

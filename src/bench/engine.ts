@@ -4,6 +4,8 @@
 // hits both alike; each side's time is the median over all its iterations; ratio = torch_ms / ms
 // (above 1 means we are faster). PyTorch runs in a worker process (reference/bench_torch.py) with
 // OPENBLAS_CORETYPE=Cooperlake so Debian's OpenBLAS uses its AVX-512 kernels on this CPU.
+// bf16 rows: both sides read bf16 inputs prepared beforehand; PyTorch writes bf16 outputs, we write f32
+// (our mixed precision keeps activations and gradients in f32), so those rows include 2× the output bytes.
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
@@ -59,8 +61,11 @@ export function buildOurs(c: BenchCase): () => unknown {
     const [n, h, w, ci, co, k] = c.shape as [number, number, number, number, number, number];
     const p = (k - 1) / 2;
     const d: Conv2dDims = { n, h, w, ci, co, kh: k, kw: k, strideH: 1, strideW: 1, padTop: p, padLeft: p, padBottom: p, padRight: p, oh: h, ow: w };
-    const x = r(n * h * w * ci), wt = r(co * ci * k * k), gy = r(n * h * w * co); // NHWC, OIHW, NHWC
-    const prec: Precision = c.dtype === 'bf16' ? 'bf16' : 'fp32';
+    const xf = r(n * h * w * ci), wf = r(co * ci * k * k), gf = r(n * h * w * co); // NHWC, OIHW, NHWC
+    // bf16 rows read pre-converted bf16 tensors, as the PyTorch side does (no per-call conversion on either side)
+    const bf = c.dtype === 'bf16';
+    const [x, wt, gy] = bf ? [f32ArrayToBf16(xf), f32ArrayToBf16(wf), f32ArrayToBf16(gf)] : [xf, wf, gf];
+    const prec: Precision = bf ? 'bf16' : 'fp32';
     if (c.op === 'conv2d_fwd') { const f = kernel('conv2d'); return () => f(x, wt, null, d, prec); }
     if (c.op === 'conv2d_bwd_data') { const f = kernel('conv2dBackwardData'); return () => f(gy, wt, d, prec); }
     const f = kernel('conv2dBackwardWeights'); return () => f(x, gy, d, false, prec);
@@ -84,6 +89,9 @@ export function buildOurs(c: BenchCase): () => unknown {
   }
   throw new RangeError(`unknown bench op '${c.op}'`);
 }
+
+const IDLE_GAP_MS = 30;
+const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -143,8 +151,15 @@ export async function benchEngine(cases: readonly BenchCase[] = DEFAULT_CASES, o
       if (torch) await torch.request({ cmd: 'setup', case: c }).catch((e: Error) => { torchOk = false; opts.onProgress?.(`  torch failed: ${e.message}`); });
       const ours: number[] = [], theirs: number[] = [];
       for (let r = 0; r < rounds; r++) {
+        // Each side starts its turn after an idle gap (so the other process's OpenMP threads have stopped
+        // spinning on the shared cores) and one untimed call (caches and thread wake-up), same for both.
+        await sleep(IDLE_GAP_MS);
+        fn();
         for (let it = 0; it < iters; it++) { const t0 = process.hrtime.bigint(); fn(); ours.push(Number(process.hrtime.bigint() - t0) / 1e6); }
-        if (torch && torchOk) theirs.push(...((await torch.request({ cmd: 'time', iters })) as { ms: number[] }).ms);
+        if (torch && torchOk) {
+          await sleep(IDLE_GAP_MS);
+          theirs.push(...((await torch.request({ cmd: 'time', iters, warmup: 1 })) as { ms: number[] }).ms);
+        }
       }
       const flops = flopsOf(c);
       const ms = median(ours);

@@ -153,6 +153,24 @@ for (const precision of ['fp32', 'bf16'] as const) {
   });
 }
 
+test('native conv2d reads bf16 bits directly: all-bf16 inputs equal the bf16-rounded f32 path; mixed inputs widen', { skip }, () => {
+  const g = new Generator(4);
+  for (const d of CONV_CASES) {
+    const x = randArr(g, d.n * d.h * d.w * d.ci), w = randArr(g, d.co * d.ci * d.kh * d.kw), gy = randArr(g, d.n * d.oh * d.ow * d.co);
+    const [x16, w16, g16] = [x, w, gy].map((a) => f32ArrayToBf16(a)) as [Uint16Array, Uint16Array, Uint16Array];
+    const what = JSON.stringify(d);
+    // all inputs bf16, precision fp32 → computed in bf16 (exactly what rounding f32 inputs does)
+    near(nat('conv2d')(x16, w16, null, d, 'fp32'), ref('conv2d')(x, w, null, d, 'bf16'), 1e-4, `conv2d bf16 bits ${what}`);
+    near(nat('conv2dBackwardData')(g16, w16, d, 'fp32'), ref('conv2dBackwardData')(gy, w, d, 'bf16'), 1e-4, `bwd data bf16 bits ${what}`);
+    const r = nat('conv2dBackwardWeights')(x16, g16, d, true, 'fp32'), e = ref('conv2dBackwardWeights')(x16, g16, d, true, 'fp32');
+    near(r.dw, e.dw, 1e-4, `bwd weights bf16 bits ${what}`);
+    near(r.dbias, e.dbias, 1e-5, `dbias from bf16 bits ${what}`);
+    // one bf16 input, fp32 precision → the bf16 one is widened exactly and the conv runs in f32
+    near(nat('conv2d')(x16, w, null, d, 'fp32'), ref('conv2d')(x16, w, null, d, 'fp32'), 1e-5, `mixed conv2d ${what}`);
+  }
+  assert.throws(() => nat('conv2d')(new Int32Array(4) as unknown as Float32Array, new Float32Array(1), null, CONV_CASES[0]!, 'fp32'), TypeError);
+});
+
 // ---------------------------------------------------------------- norms, softmax, elementwise
 
 test('native layerNorm and groupNorm (forward + backward, with and without gamma/beta)', { skip }, () => {

@@ -52,6 +52,13 @@ function checkLen(k: string, name: string, x: unknown, len: number): void {
   }
 }
 
+/** A conv operand: a float array or bf16 bits (Uint16Array) of exactly `len` elements. */
+function checkConvInput(k: string, name: string, x: unknown, len: number): void {
+  checkArray(k, name, x, true);
+  const n = (x as FloatArray | Uint16Array).length;
+  if (n !== len) throw new RangeError(`native ${k}: ${name} has ${n} elements${n === 0 && len > 0 ? ' (empty or detached buffer)' : ''}, expected ${len}`);
+}
+
 function checkOptional(k: string, name: string, x: unknown, len: number): void {
   if (x !== null) checkLen(k, name, x, len);
 }
@@ -175,30 +182,30 @@ export function registerNativeKernels(addon: NativeAddon): void {
   defineNativeKernel('conv2d', (x, w, bias, d, precision) => {
     const v = convDims('conv2d', d), len = convLens(v);
     const bf16 = checkPrecision('conv2d', precision);
-    checkLen('conv2d', 'x', x, len.x);
-    checkLen('conv2d', 'w', w, len.w);
+    checkConvInput('conv2d', 'x', x, len.x);
+    checkConvInput('conv2d', 'w', w, len.w);
     checkOptional('conv2d', 'bias', bias, v[4]!);
     if (anyF64(x, w, bias) || !convSupported(v)) return ref('conv2d')(x, w, bias, d, precision);
-    return addon.conv2d(x as Float32Array, w as Float32Array, bias as Float32Array | null, v, bf16);
+    return addon.conv2d(x as Float32Array | Uint16Array, w as Float32Array | Uint16Array, bias as Float32Array | null, v, bf16);
   });
 
   defineNativeKernel('conv2dBackwardData', (g, w, d, precision) => {
     const v = convDims('conv2dBackwardData', d), len = convLens(v);
     const bf16 = checkPrecision('conv2dBackwardData', precision);
-    checkLen('conv2dBackwardData', 'g', g, len.y);
-    checkLen('conv2dBackwardData', 'w', w, len.w);
+    checkConvInput('conv2dBackwardData', 'g', g, len.y);
+    checkConvInput('conv2dBackwardData', 'w', w, len.w);
     if (anyF64(g, w) || !convSupported(v)) return ref('conv2dBackwardData')(g, w, d, precision);
-    return addon.conv2dBackwardData(g as Float32Array, w as Float32Array, v, bf16);
+    return addon.conv2dBackwardData(g as Float32Array | Uint16Array, w as Float32Array | Uint16Array, v, bf16);
   });
 
   defineNativeKernel('conv2dBackwardWeights', (x, g, d, withBias, precision) => {
     const v = convDims('conv2dBackwardWeights', d), len = convLens(v);
     const bf16 = checkPrecision('conv2dBackwardWeights', precision);
-    checkLen('conv2dBackwardWeights', 'x', x, len.x);
-    checkLen('conv2dBackwardWeights', 'g', g, len.y);
+    checkConvInput('conv2dBackwardWeights', 'x', x, len.x);
+    checkConvInput('conv2dBackwardWeights', 'g', g, len.y);
     checkBool('conv2dBackwardWeights', 'withBias', withBias);
     if (anyF64(x, g) || !convSupported(v)) return ref('conv2dBackwardWeights')(x, g, d, withBias, precision);
-    return addon.conv2dBackwardWeights(x as Float32Array, g as Float32Array, v, withBias, bf16);
+    return addon.conv2dBackwardWeights(x as Float32Array | Uint16Array, g as Float32Array | Uint16Array, v, withBias, bf16);
   });
 
   // ---- normalisation

@@ -17,6 +17,7 @@ import { markNativeAvailable } from '../kernels.js';
 import { registerNativeKernels } from './native-kernels.js';
 
 type F32 = Float32Array;
+type U16 = Uint16Array; // bf16 bits
 export interface NativeNormStats { y: F32; mean: F32; rstd: F32 }
 export interface NativeNormGrads { dx: F32; dgamma: F32 | null; dbeta: F32 | null }
 
@@ -35,9 +36,9 @@ export interface NativeAddon {
   setOutputAllocator(fn: (bytes: number) => ArrayBuffer): void;
   matmul(a: F32 | Uint16Array, b: F32 | Uint16Array, batch: number, m: number, k: number, n: number,
     transA: boolean, transB: boolean, strideA: number, strideB: number, bf16: boolean): F32;
-  conv2d(x: F32, w: F32, bias: F32 | null, dims: number[], bf16: boolean): F32;
-  conv2dBackwardData(g: F32, w: F32, dims: number[], bf16: boolean): F32;
-  conv2dBackwardWeights(x: F32, g: F32, dims: number[], withBias: boolean, bf16: boolean): { dw: F32; dbias: F32 | null };
+  conv2d(x: F32 | U16, w: F32 | U16, bias: F32 | null, dims: number[], bf16: boolean): F32;
+  conv2dBackwardData(g: F32 | U16, w: F32 | U16, dims: number[], bf16: boolean): F32;
+  conv2dBackwardWeights(x: F32 | U16, g: F32 | U16, dims: number[], withBias: boolean, bf16: boolean): { dw: F32; dbias: F32 | null };
   layerNorm(x: F32, gamma: F32 | null, beta: F32 | null, rows: number, cols: number, eps: number): NativeNormStats;
   layerNormBackward(x: F32, gamma: F32 | null, mean: F32, rstd: F32, g: F32, rows: number, cols: number, hasBeta: boolean): NativeNormGrads;
   groupNorm(x: F32, gamma: F32 | null, beta: F32 | null, n: number, p: number, c: number, groups: number, eps: number): NativeNormStats;

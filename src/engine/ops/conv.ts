@@ -21,14 +21,17 @@ export interface Conv2dDims {
 /** Sizes of a nearest-neighbour 2× upsampling: the input is [N, H, W, C]. */
 export interface Upsample2xDims { n: number; h: number; w: number; c: number }
 
+/** What the conv kernels read: f32, f64 (reference only) or bf16 bits (as matmul; see MatmulInput). */
+export type ConvInput = Float32Array | Float64Array | Uint16Array;
+
 declare module '../kernels.js' {
   interface KernelMap {
     /** y [N, OH, OW, CO] = conv(x [N, H, W, CI], w [CO, CI, KH, KW]) + bias [CO]. */
-    conv2d(x: FloatArray, w: FloatArray, bias: FloatArray | null, d: Conv2dDims, precision: Precision): FloatArray;
+    conv2d(x: ConvInput, w: ConvInput, bias: FloatArray | null, d: Conv2dDims, precision: Precision): FloatArray;
     /** dx [N, H, W, CI] from g [N, OH, OW, CO]. */
-    conv2dBackwardData(g: FloatArray, w: FloatArray, d: Conv2dDims, precision: Precision): FloatArray;
+    conv2dBackwardData(g: ConvInput, w: ConvInput, d: Conv2dDims, precision: Precision): FloatArray;
     /** dw [CO, CI, KH, KW] and (when withBias) dbias [CO] from x and g. */
-    conv2dBackwardWeights(x: FloatArray, g: FloatArray, d: Conv2dDims, withBias: boolean, precision: Precision): { dw: FloatArray; dbias: FloatArray | null };
+    conv2dBackwardWeights(x: ConvInput, g: ConvInput, d: Conv2dDims, withBias: boolean, precision: Precision): { dw: FloatArray; dbias: FloatArray | null };
     /** y [N, 2H, 2W, C]: every input pixel copied into a 2×2 block. */
     upsampleNearest2x(x: FloatArray, d: Upsample2xDims): FloatArray;
     /** dx [N, H, W, C]: each 2×2 block of g [N, 2H, 2W, C] summed. */
@@ -38,7 +41,13 @@ declare module '../kernels.js' {
 
 // ---------------------------------------------------------------- reference kernels
 
-function maybeRound(a: FloatArray, precision: Precision): FloatArray {
+/** Output storage for an input: f64 stays f64, f32 and bf16 inputs give f32. */
+function outLike(a: ConvInput, n: number): FloatArray {
+  return a instanceof Uint16Array ? new Float32Array(n) : allocLike(a, n);
+}
+
+function maybeRound(a: ConvInput, precision: Precision): FloatArray {
+  if (a instanceof Uint16Array) return bf16ArrayToF32(a); // bf16 bits are already exact bf16 values
   return precision === 'bf16' ? roundToBf16(a) : a;
 }
 
@@ -81,7 +90,7 @@ defineKernel('conv2d', (x, w, bias, d, precision) => {
   const X = maybeRound(x, precision);        // [N, H, W, CI]
   const Wt = toHWIO(maybeRound(w, precision), d); // [KH, KW, CI, CO]
   const { ci, co } = d;
-  const out = allocLike(x, d.n * d.oh * d.ow * co); // [N, OH, OW, CO]
+  const out = outLike(x, d.n * d.oh * d.ow * co); // [N, OH, OW, CO]
   const acc = new Float64Array(co);
   forEachTap(d, (_go, xo, wo) => {
     for (let c = 0; c < ci; c++) {
@@ -109,7 +118,7 @@ defineKernel('conv2dBackwardData', (g, w, d, precision) => {
       dx[xo + c] += s;
     }
   });
-  const out = allocLike(g, dx.length);
+  const out = outLike(g, dx.length);
   out.set(dx);
   return out;
 });
@@ -117,6 +126,7 @@ defineKernel('conv2dBackwardData', (g, w, d, precision) => {
 defineKernel('conv2dBackwardWeights', (x, g, d, withBias, precision) => {
   const X = maybeRound(x, precision); // [N, H, W, CI]
   const G = maybeRound(g, precision); // [N, OH, OW, CO]
+  const gExact = g instanceof Uint16Array ? G : g; // the bias gradient sums the unrounded g
   const { ci, co, kh, kw } = d;
   const acc = new Float64Array(kh * kw * ci * co); // [KH, KW, CI, CO]
   const accB = new Float64Array(co);             // [CO]
@@ -125,13 +135,13 @@ defineKernel('conv2dBackwardWeights', (x, g, d, withBias, precision) => {
       const xv = X[xo + c]!, wr = wo + c * co;
       for (let o = 0; o < co; o++) acc[wr + o] += xv * G[go + o]!;
     }
-  }, withBias ? (go) => { for (let o = 0; o < co; o++) accB[o] += g[go + o]!; } : undefined);
-  const dw = allocLike(x, acc.length); // [CO, CI, KH, KW]
+  }, withBias ? (go) => { for (let o = 0; o < co; o++) accB[o] += gExact[go + o]!; } : undefined);
+  const dw = outLike(x, acc.length); // [CO, CI, KH, KW]
   for (let o = 0; o < co; o++) for (let c = 0; c < ci; c++) for (let y = 0; y < kh; y++) for (let xk = 0; xk < kw; xk++) {
     dw[((o * ci + c) * kh + y) * kw + xk] = acc[((y * kw + xk) * ci + c) * co + o]!;
   }
   let dbias: FloatArray | null = null;
-  if (withBias) { dbias = allocLike(x, co); dbias.set(accB); } // the bias gradient is Σ g, never rounded
+  if (withBias) { dbias = outLike(x, co); dbias.set(accB); } // the bias gradient is Σ g, never rounded
   return { dw, dbias };
 });
 
