@@ -198,6 +198,7 @@ function cardMarkdown(c: DatasetCard): string {
     `- languages: ${c.languages.join(', ')}`,
     `- created by \`${c.createdBy}\` at ${c.createdAt}`,
     ...(Object.keys(c.skipped).length ? [`- skipped: ${Object.entries(c.skipped).map(([k, v]) => `${v} ${k}`).join(', ')}`] : []),
-    '', '## Licences', '', ...c.licences.map((l) => `- ${l}`), '', '## Attribution', '', ...c.attribution.map((l) => `- ${l}`),
+    '', '## Licences', '', ...c.licences.map((l) => `- ${l}`),
+    ...(c.attribution.length ? ['', '## Attribution', '', ...c.attribution.map((l) => `- ${l}`)] : []),
     ...(c.notes.length ? ['', '## Notes', '', ...c.notes.map((l) => `- ${l}`)] : []), ''].join('\n');
 }
