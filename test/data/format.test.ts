@@ -1,14 +1,18 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, truncateSync, writeFileSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatasetFormatError, DatasetWriter, openDataset } from '../../src/data/format.js';
 import { splitOf } from '../../src/data/split.js';
 import { crc32 } from '../../src/util/crc32.js';
 
+const made: string[] = [];
+after(() => { for (const d of made) rmSync(d, { recursive: true, force: true }); });
+function tempDir(): string { const d = mkdtempSync(join(tmpdir(), 'vilg-format-')); made.push(d); return d; }
+
 function writeSmall(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vilg-format-'));
+  const dir = tempDir();
   const w = new DatasetWriter(dir, 2, 3);
   for (let i = 0; i < 4; i++) {
     w.add(new Uint8Array(18).fill(i * 10), { id: `s${i}`, split: i === 3 ? 'test' : 'train', group: `g${i}`, captions: { en: [`caption ${i}`], zh: [`说明 ${i}`] } });
@@ -56,7 +60,7 @@ test('truncated, corrupted or inconsistent files give clear errors', () => {
 });
 
 test('the writer rejects wrong image sizes and use after finish', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vilg-format-'));
+  const dir = tempDir();
   const w = new DatasetWriter(dir, 2, 2);
   assert.throws(() => w.add(new Uint8Array(5), { id: 'x', split: 'train', group: 'x', captions: {} }), /expected 12/);
   w.finish({ name: 'e', description: '', languages: [], licences: [], attribution: [], createdBy: 't', skipped: {}, notes: [] });

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -61,7 +62,7 @@ test('state dict round-trips through safetensors; a different seed gives differe
   assert.notDeepEqual(a.head.weight.data, b.head.weight.data);
   const path = join(tmpdir(), `vilg-nn-${process.pid}.safetensors`);
   await saveSafetensors(path, a.stateDict());
-  b.loadStateDict((await loadSafetensors(path)).tensors);
+  try { b.loadStateDict((await loadSafetensors(path)).tensors); } finally { rmSync(path, { force: true }); }
   for (const [n, p] of b.namedParameters()) assert.deepEqual(p.data, a.stateDict()[n]!.data, n);
 });
 
