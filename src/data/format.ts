@@ -9,8 +9,9 @@
 // u32 height, u32 width, u32 channels (3), u32 CRC-32 of the pixel bytes. Files are written under a
 // temporary name and renamed, so a crash never leaves a half-written data set that looks complete.
 
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../util/atomic.js';
 import { crc32 } from '../util/crc32.js';
 
 export type Split = 'train' | 'val' | 'test';
@@ -120,9 +121,9 @@ export class DatasetWriter {
       format: 'vilg-dataset', version: 1, ...card, imageSize: { height: this.height, width: this.width },
       count: this.records.length, splits, createdAt: new Date().toISOString(),
     };
-    atomicWrite(join(this.dir, 'manifest.jsonl'), this.records.map((r) => JSON.stringify(r)).join('\n') + (this.records.length ? '\n' : ''));
-    atomicWrite(join(this.dir, 'dataset.json'), JSON.stringify(full, null, 2) + '\n');
-    atomicWrite(join(this.dir, 'README.md'), cardMarkdown(full));
+    writeFileAtomicSync(join(this.dir, 'manifest.jsonl'), this.records.map((r) => JSON.stringify(r)).join('\n') + (this.records.length ? '\n' : ''));
+    writeFileAtomicSync(join(this.dir, 'dataset.json'), JSON.stringify(full, null, 2) + '\n');
+    writeFileAtomicSync(join(this.dir, 'README.md'), cardMarkdown(full));
     renameSync(this.tmpImages, join(this.dir, 'images.bin'));
     return full;
   }
@@ -183,12 +184,6 @@ export function openDataset(dir: string): Dataset {
     },
     split(s: Split) { return records.filter((r) => r.split === s); },
   };
-}
-
-function atomicWrite(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 function cardMarkdown(c: DatasetCard): string {

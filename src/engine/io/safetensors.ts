@@ -5,12 +5,11 @@
 // Values are little-endian. Written: F32, F64, BF16, I32 (our four dtypes). Read: those plus
 // F16 (→ f32) and I64 (→ i32, RangeError when a value does not fit).
 
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { DType, Storage } from '../dtype.js';
 import { fmtShape, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
+import { writeFileAtomic } from '../../util/atomic.js';
 
 export type SafetensorsMetadata = Record<string, string>;
 
@@ -197,25 +196,7 @@ export function parseSafetensors(bytes: Uint8Array): SafetensorsFile {
 export async function saveSafetensors(path: string, tensors: Readonly<Record<string, Tensor>>, metadata?: Readonly<SafetensorsMetadata>): Promise<void> {
   if (typeof path !== 'string' || path === '') throw new TypeError('saveSafetensors: path must be a non-empty string');
   const bytes = serializeSafetensors(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  try {
-    const fh = await open(tmp, 'wx');
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-  // Persist the rename itself; directories cannot be opened for fsync on some platforms (Windows).
-  try {
-    const dir = await open(dirname(path), 'r');
-    try { await dir.sync(); } finally { await dir.close(); }
-  } catch { /* best effort */ }
+  await writeFileAtomic(path, bytes);
 }
 
 /** Reads and decodes a safetensors file. */
