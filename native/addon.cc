@@ -4,6 +4,7 @@
 //   cacheStats() → { size, capacity, hits, misses }            (the LRU primitive cache)
 //   setCacheCapacity(n: number) → void          cacheClear() → void
 //   setOutputAllocator(fn: (bytes: number) => ArrayBuffer) → void   (uninitialised memory for large outputs)
+//   configurePool({ enabled?, maxCachedBytes? }) → void    poolStats() → {...}   (the output pool, memory.cc)
 //   the kernels: see ops.h and the header comment of each .cc file.
 #include <omp.h>
 
@@ -91,6 +92,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"setCacheCapacity", SetCacheCapacity},
       {"cacheClear", CacheClear},
       {"setOutputAllocator", SetOutputAllocator},
+      {"configurePool", ConfigurePool},
+      {"poolStats", PoolStats},
       {"matmul", Matmul},
       {"conv2d", Conv2d},
       {"conv2dBackwardData", Conv2dBackwardData},

@@ -154,12 +154,16 @@ size_t product(const Napi::Env& env, const char* fn, std::initializer_list<int64
 void tune_malloc();
 
 /**
- * A new Float32Array of n elements for a kernel output. Large ones are NOT zero-filled (they come from
- * the allocator set by set_output_allocator): the kernel must write every element.
+ * A new Float32Array of n elements for a kernel output. From 4 KiB it is NOT zero-filled (it comes from
+ * the output pool, or from 64 KiB the allocator set by set_output_allocator, which takes precedence):
+ * the kernel must write every element.
  */
 Napi::Float32Array new_f32(const Napi::Env& env, size_t n);
-/** Registers fn(bytes) → ArrayBuffer (uninitialised memory of exactly `bytes`) for this environment. */
+/** Registers fn(bytes) → ArrayBuffer (uninitialised memory of exactly `bytes`) for this environment's outputs from 64 KiB. */
 void set_output_allocator(const Napi::Env& env, const Napi::Function& fn);
+/** JS configurePool({ enabled?, maxCachedBytes? }) and poolStats(): the output pool (native/pool.h). */
+Napi::Value ConfigurePool(const Napi::CallbackInfo& info);
+Napi::Value PoolStats(const Napi::CallbackInfo& info);
 
 /**
  * The exception boundary: runs `body` under the compute mutex and turns every C++ exception into a JS

@@ -1,8 +1,11 @@
-// Memory: scratch buffers, bf16 conversion, kernel output allocation and glibc tuning.
+// Memory: scratch buffers, bf16 conversion, kernel output allocation (the output pool) and glibc tuning.
 #include <omp.h>
+#include <v8.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #if defined(__linux__)
@@ -13,6 +16,7 @@
 #endif
 
 #include "common.h"
+#include "pool.h"
 
 namespace vilg {
 
@@ -128,29 +132,86 @@ static void advise_huge(void*, size_t) {}
 #endif
 
 namespace {
-/** Per-environment (main thread or worker) state: the JS allocator for uninitialised outputs. */
+/** Per-environment (main thread or worker) state: the JS allocator for uninitialised outputs, the pool switch. */
 struct EnvData {
   Napi::FunctionReference alloc;
+  bool pool = true;
 };
 constexpr size_t kUninitMinBytes = size_t(64) << 10;
-}  // namespace
 
-void set_output_allocator(const Napi::Env& env, const Napi::Function& fn) {
+EnvData* env_data(const Napi::Env& env) {
   EnvData* d = env.GetInstanceData<EnvData>();
   if (d == nullptr) {
     d = new EnvData();
     env.SetInstanceData(d);  // deleted by Node when the environment is torn down
   }
-  d->alloc = Napi::Persistent(fn);
+  return d;
 }
 
-// Kernel outputs are fully overwritten, so large ones come from the JS allocator registered by the
-// loader (Buffer.allocUnsafeSlow: malloc, no zero-fill — calloc's memset of a recycled 16 MiB block is
-// ~1.2 ms, 10–15% of a bf16 conv); small ones and environments without an allocator use V8's calloc.
+// Pooled outputs are V8 ArrayBuffers over pool memory whose BackingStore deleter returns the block. Not
+// N-API external buffers: Node defers their finalizers to a SetImmediate, so a synchronous loop would never
+// get a block back (measured: 3000 × 1 MiB outputs in a loop kept 3 GB alive; with V8 deleters, under
+// 100 MB — V8 counts backing-store bytes as external memory itself, so no AdjustExternalMemory here).
+// A V8 sandbox (Electron) forbids memory from outside it, so there the pool stays off.
+#if defined(V8_ENABLE_SANDBOX)
+constexpr bool kPoolSupported = false;
+#else
+constexpr bool kPoolSupported = true;
+#endif
+std::atomic<bool> g_pool_ok{kPoolSupported};  // cleared for good if a pooled array reads back wrong
+
+void release_block(void*, size_t, void* block) { pool::release(static_cast<pool::Block*>(block)); }
+
+/** A pooled Float32Array of n elements (uninitialised), or an empty one when the pool cannot serve it. */
+Napi::Float32Array pooled_f32(const Napi::Env& env, size_t n) {
+  const size_t bytes = n * sizeof(float);
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  // GC pacing. V8 runs a cheap young-generation GC when the ArrayBuffers born since the last one hold
+  // 2 semispaces' worth (32 MB) of memory — but checks only when it allocates a backing store itself, not
+  // for ours. Without a check they pile up until the 64 MB external-memory limit starts a full
+  // mark-compact: 2× the CPU per 64 KiB output and more blocks in flight (measured). A 1-byte backing
+  // store from V8's allocator runs that check (and is freed at once).
+  (void)v8::ArrayBuffer::NewBackingStore(isolate, 1);
+  pool::Block* b = pool::acquire(bytes);
+  if (b == nullptr) return Napi::Float32Array();
+  void* data = pool::data(b);
+  std::unique_ptr<v8::BackingStore> store;
+  try {
+    store = v8::ArrayBuffer::NewBackingStore(data, bytes, release_block, b);
+  } catch (...) {
+    pool::release(b);
+    throw;
+  }
+  v8::Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, std::move(store));  // owns the block from here
+  v8::Local<v8::Float32Array> view = v8::Float32Array::New(ab, 0, n);
+  // napi_value is a v8::Local's slot in Node (v8impl::JsValueFromV8LocalValue); the wrapper below reads
+  // the array back through N-API, so a Node that changed this fails the check (and the pool turns itself
+  // off) rather than misbehave.
+  Napi::Float32Array out(env, reinterpret_cast<napi_value>(*view));
+  if (out.Data() != data || out.ElementLength() != n) {
+    g_pool_ok = false;
+    return Napi::Float32Array();
+  }
+  return out;
+}
+}  // namespace
+
+void set_output_allocator(const Napi::Env& env, const Napi::Function& fn) { env_data(env)->alloc = Napi::Persistent(fn); }
+
+// Kernel outputs are fully overwritten, so only V8's own small arrays are zero-filled. Outputs of 64 KiB
+// and more come from the JS allocator when one is registered for this environment (the loader registers
+// Buffer.allocUnsafeSlow — malloc, no zero-fill — only with VILG_POOL=0: calloc's memset of a recycled
+// 16 MiB block is ~1.2 ms, 10–15% of a bf16 conv); otherwise outputs from 4 KiB come from the output pool
+// (see pool.h) while it is on; the rest use V8's calloc.
 Napi::Float32Array new_f32(const Napi::Env& env, size_t n) {
   const size_t bytes = n * sizeof(float);
-  EnvData* d = bytes >= kUninitMinBytes ? env.GetInstanceData<EnvData>() : nullptr;
-  if (d == nullptr || d->alloc.IsEmpty()) {
+  EnvData* d = bytes >= pool::kMinBytes ? env.GetInstanceData<EnvData>() : nullptr;
+  const bool js_alloc = bytes >= kUninitMinBytes && d != nullptr && !d->alloc.IsEmpty();
+  if (!js_alloc && bytes >= pool::kMinBytes && g_pool_ok.load(std::memory_order_relaxed) && (d == nullptr || d->pool)) {
+    Napi::Float32Array a = pooled_f32(env, n);
+    if (!a.IsEmpty()) return a;
+  }
+  if (!js_alloc) {
     Napi::Float32Array a = Napi::Float32Array::New(env, n);
     if (bytes > (size_t(32) << 20)) advise_huge(a.Data(), bytes);
     return a;
@@ -164,6 +225,49 @@ Napi::Float32Array new_f32(const Napi::Env& env, size_t n) {
   }
   if (bytes > (size_t(32) << 20)) advise_huge(ab.Data(), bytes);
   return Napi::Float32Array::New(env, n, ab, 0);
+}
+
+// JS: configurePool({ enabled?: boolean, maxCachedBytes?: number }) → undefined. `enabled` is per
+// environment (main thread or worker); the cap is process-wide (one pool serves every thread).
+Napi::Value ConfigurePool(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Args args(info, "configurePool", 1);
+    const Napi::Env& env = args.env();
+    if (!info[0].IsObject()) throw_type(env, args.fn(), "options must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    Napi::Value enabled = o.Get("enabled"), cap = o.Get("maxCachedBytes");
+    if (!enabled.IsUndefined() && !enabled.IsBoolean()) throw_type(env, args.fn(), "enabled must be a boolean");
+    if (!cap.IsUndefined()) {
+      if (!cap.IsNumber()) throw_type(env, args.fn(), "maxCachedBytes must be a number");
+      const double c = cap.As<Napi::Number>().DoubleValue();
+      if (!(c >= 0 && c <= 1125899906842624.0) || c != static_cast<double>(static_cast<int64_t>(c))) {
+        throw_range(env, args.fn(), "maxCachedBytes must be an integer in [0, 2^50]");
+      }
+      pool::set_max_cached(static_cast<size_t>(c));
+    }
+    if (enabled.IsBoolean()) env_data(env)->pool = enabled.As<Napi::Boolean>().Value();
+    return env.Undefined();
+  });
+}
+
+// JS: poolStats() → { enabled, liveBytes, cachedBytes, mappedBytes, maxCachedBytes, hits, misses, evictions }.
+Napi::Value PoolStats(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Args args(info, "poolStats", 0);
+    const Napi::Env& env = args.env();
+    const EnvData* d = env.GetInstanceData<EnvData>();
+    const pool::Stats s = pool::stats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("enabled", g_pool_ok.load() && (d == nullptr || d->pool));
+    o.Set("liveBytes", static_cast<double>(s.live_bytes));
+    o.Set("cachedBytes", static_cast<double>(s.cached_bytes));
+    o.Set("mappedBytes", static_cast<double>(s.mapped_bytes));
+    o.Set("maxCachedBytes", static_cast<double>(s.max_cached_bytes));
+    o.Set("hits", static_cast<double>(s.hits));
+    o.Set("misses", static_cast<double>(s.misses));
+    o.Set("evictions", static_cast<double>(s.evictions));
+    return o;
+  });
 }
 
 }  // namespace vilg

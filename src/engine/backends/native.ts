@@ -5,9 +5,11 @@
 //   unset                   native when the addon loads, else reference with one warning.
 // OpenMP reads OMP_NUM_THREADS when the library loads, so it is settled before the require (unset: the
 // OpenMP default, one thread per core). VILG_PRIMITIVE_CACHE caps the addon's LRU primitive cache
-// (default 1024 entries; 0 disables caching). Loading the addon also tunes glibc's malloc process-wide
-// to keep freed memory mapped (fresh pages fault in at ~12 µs each on our VMs; see native/memory.cc);
-// VILG_MALLOC_TUNING=0 opts out.
+// (default 1024 entries; 0 disables caching). Kernel outputs from 4 KiB come from the addon's output pool
+// (native/pool.h: blocks stay mapped and faulted in, since fresh pages fault in at ~12 µs each on our
+// VMs); VILG_POOL=0 turns it off, VILG_POOL_MAX_MB caps the memory it keeps cached (default
+// min(512, RAM/8) MB). Loading the addon also tunes glibc's malloc process-wide to keep freed memory
+// mapped (see native/memory.cc); VILG_MALLOC_TUNING=0 opts out.
 
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -20,6 +22,11 @@ type F32 = Float32Array;
 type U16 = Uint16Array; // bf16 bits
 export interface NativeNormStats { y: F32; mean: F32; rstd: F32 }
 export interface NativeNormGrads { dx: F32; dgamma: F32 | null; dbeta: F32 | null }
+/** The output pool's state: bytes handed out, kept warm, mapped; requests served warm (hits) or not. */
+export interface NativePoolStats {
+  enabled: boolean; liveBytes: number; cachedBytes: number; mappedBytes: number; maxCachedBytes: number;
+  hits: number; misses: number; evictions: number;
+}
 
 /**
  * The raw addon surface (native/*.cc). Only backends/native*.ts may call it, after validation; the addon
@@ -32,8 +39,11 @@ export interface NativeAddon {
   cacheStats(): { size: number; capacity: number; hits: number; misses: number };
   setCacheCapacity(capacity: number): void;
   cacheClear(): void;
-  /** Large outputs are allocated through fn (uninitialised memory of exactly `bytes`; every kernel overwrites all of it). */
+  /** Outputs from 64 KiB are allocated through fn (uninitialised memory of exactly `bytes`; every kernel overwrites all of it); it takes precedence over the pool. */
   setOutputAllocator(fn: (bytes: number) => ArrayBuffer): void;
+  /** The output pool: `enabled` for this thread's outputs, `maxCachedBytes` (process-wide) caps released blocks kept warm. */
+  configurePool(options: { enabled?: boolean; maxCachedBytes?: number }): void;
+  poolStats(): NativePoolStats;
   matmul(a: F32 | Uint16Array, b: F32 | Uint16Array, batch: number, m: number, k: number, n: number,
     transA: boolean, transB: boolean, strideA: number, strideB: number, bf16: boolean): F32;
   conv2d(x: F32 | U16, w: F32 | U16, bias: F32 | null, dims: number[], bf16: boolean): F32;
@@ -58,7 +68,7 @@ export interface NativeAddon {
 }
 
 const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
-  'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'matmul', 'conv2d', 'conv2dBackwardData',
+  'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'configurePool', 'poolStats', 'matmul', 'conv2d', 'conv2dBackwardData',
   'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'softmax',
   'softmaxBackward', 'unary', 'unaryBackward', 'binary', 'attention', 'attentionBackward',
 ];
@@ -74,6 +84,15 @@ function packageRoot(): string {
     dir = up;
   }
   return dir;
+}
+
+/** VILG_POOL ('0' off, '1' or unset on) and VILG_POOL_MAX_MB (a non-negative integer) as pool options. */
+function poolOptions(): { enabled: boolean; maxCachedBytes?: number } {
+  const on = process.env['VILG_POOL'] ?? '';
+  if (on !== '' && on !== '0' && on !== '1') throw new Error(`VILG_POOL must be '0' or '1', got '${on}'`);
+  const mb = process.env['VILG_POOL_MAX_MB'] ?? '';
+  if (mb !== '' && !/^\d+$/.test(mb)) throw new Error(`VILG_POOL_MAX_MB must be a non-negative integer, got '${mb}'`);
+  return mb === '' ? { enabled: on !== '0' } : { enabled: on !== '0', maxCachedBytes: Math.min(Number(mb), 2 ** 30) * 2 ** 20 };
 }
 
 function loadAddon(): void {
@@ -104,8 +123,11 @@ function loadAddon(): void {
     if (!/^\d+$/.test(cap)) throw new Error(`VILG_PRIMITIVE_CACHE must be a non-negative integer, got '${cap}'`);
     addon.setCacheCapacity(Number(cap));
   }
-  // Kernels overwrite their whole output, so skip the zero-fill of large ones (V8's calloc).
-  addon.setOutputAllocator((bytes) => Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer);
+  const pool = poolOptions();
+  addon.configurePool(pool);
+  // Without the pool: kernels overwrite their whole output, so skip the zero-fill of large ones (V8's
+  // calloc). A registered allocator takes precedence over the pool, so only then.
+  if (!pool.enabled) addon.setOutputAllocator((bytes) => Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer);
   registerNativeKernels(addon);
   markNativeAvailable();
 }
