@@ -46,6 +46,26 @@ test('SIGINT finishes the current step, saves and stops; a second SIGINT exits a
   assert.equal(process.listenerCount('SIGINT'), listenersBefore, 'handlers removed');
 });
 
+test('a real SIGINT during a synchronous step stops the loop after that step, not at the next checkpoint', async () => {
+  const stop = StopFlag.install({ log: () => undefined, exit: () => undefined });
+  try {
+    const saved: number[] = [];
+    const r = await runTrainLoop({
+      startStep: 0, totalSteps: 1000, checkpointEvery: 500, stop,
+      runStep: (s) => {
+        if (s === 4) process.kill(process.pid, 'SIGINT'); // delivered through the event loop, like Ctrl-C
+        const t = Date.now(); while (Date.now() - t < 2) { /* a CPU-bound step */ }
+        return { loss: s };
+      },
+      saveCheckpoint: async (s) => { saved.push(s); return `ck${s}`; },
+    });
+    assert.equal(r.stopped, true);
+    assert.equal(r.reason, 'SIGINT');
+    assert.ok(r.step >= 5 && r.step <= 6, `stopped at step ${r.step}`);
+    assert.deepEqual(saved, [r.step]);
+  } finally { stop.dispose(); }
+});
+
 test('a non-finite loss throws with the step and the last good checkpoint, and saves nothing', async () => {
   const saved: number[] = [];
   await assert.rejects(runTrainLoop({
