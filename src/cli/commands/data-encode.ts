@@ -1,4 +1,6 @@
 // `vilg data encode`: a prepared data set → token shards for the generator (src/data/encode.ts).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import type { Split } from '../../data/format.js';
@@ -11,7 +13,7 @@ export const commands: Record<string, Command> = {
     options: {
       data: { type: 'string', help: 'prepared data set directory (vilg data prepare ...)' },
       tokenizer: { type: 'string', help: 'VQGAN model directory (e.g. runs/tok-emoji/model)' },
-      text: { type: 'string', help: 'WordPiece tokenizer directory, tokenizer.json or vocab.txt (vilg data tokenizer)' },
+      text: { type: 'string', help: 'WordPiece tokenizer directory, tokenizer.json or vocab.txt (default DATA/tokenizer, as `vilg data tokenizer --out DATA/tokenizer` writes)' },
       out: { type: 'string', help: 'output directory for the shards' },
       splits: { type: 'string', help: 'comma-separated splits', default: 'train,val,test' },
       'batch-size': { type: 'number', help: 'images per tokenizer pass', default: 64 },
@@ -25,7 +27,9 @@ export const commands: Record<string, Command> = {
         if (typeof v !== 'string' || v === '') throw new UsageError(`--${k} is required`);
         return v;
       };
-      const data = need('data'), tokenizer = need('tokenizer'), text = need('text'), out = need('out');
+      const data = need('data'), tokenizer = need('tokenizer'), out = need('out');
+      const text = typeof o['text'] === 'string' && o['text'] !== '' ? o['text'] : join(data, 'tokenizer');
+      if (!existsSync(text)) throw new UsageError(`no text tokenizer at ${text}: train one with \`vilg data tokenizer --data ${data} --vocab-size N --out ${text}\` or pass --text`);
       const splits = String(o['splits']).split(',').map((s) => s.trim()) as Split[];
       for (const s of splits) if (!SPLIT_NAMES.includes(s)) throw new UsageError(`--splits: unknown split '${s}' (known: ${SPLIT_NAMES.join(', ')})`);
       const int = (k: string, min: number): number => {
