@@ -8,7 +8,8 @@
       'target_name': 'vilg_native',
       'sources': [
         'native/addon.cc', 'native/common.cc', 'native/memory.cc', 'native/pool.cc', 'native/matmul.cc', 'native/conv.cc',
-        'native/norm.cc', 'native/groupnorm.cc', 'native/softmax.cc', 'native/eltwise.cc', 'native/attention.cc'
+        'native/norm.cc', 'native/groupnorm.cc', 'native/softmax.cc', 'native/eltwise.cc', 'native/attention.cc',
+        'native/sparse_attention.cc'
       ],
       'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       'defines': ['NAPI_VERSION=8'],

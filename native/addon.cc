@@ -109,6 +109,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"binary", Binary},
       {"attention", Attention},
       {"attentionBackward", AttentionBackward},
+      {"sparseAttention", SparseAttention},
+      {"sparseAttentionBackward", SparseAttentionBackward},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
   return exports;

@@ -32,5 +32,7 @@ Napi::Value UnaryBackward(const Napi::CallbackInfo& info);
 Napi::Value Binary(const Napi::CallbackInfo& info);
 Napi::Value Attention(const Napi::CallbackInfo& info);
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info);
+Napi::Value SparseAttention(const Napi::CallbackInfo& info);
+Napi::Value SparseAttentionBackward(const Napi::CallbackInfo& info);
 
 }  // namespace vilg

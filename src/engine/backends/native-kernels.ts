@@ -11,6 +11,7 @@ import type { FloatArray } from '../dtype.js';
 import { defineNativeKernel, referenceKernel, type KernelMap, type KernelName } from '../kernels.js';
 import type { BinaryKind, UnaryKind } from '../ops/elementwise.js';
 import type { AttentionDims } from '../ops/attention.js';
+import { checkCsr, type SparseAttentionDims } from '../ops/sparse-attention.js';
 import type { MatmulDims, MatmulInput } from '../ops/matmul.js';
 import { broadcastShapes, fmtShape, numel, sameShape, type Shape } from '../shape.js';
 import type { NativeAddon } from './native.js';
@@ -313,6 +314,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   });
 
   registerAttention(addon);
+  registerSparseAttention(addon);
 }
 
 function registerAttention(addon: NativeAddon): void {
@@ -343,9 +345,58 @@ function registerAttention(addon: NativeAddon): void {
   });
 }
 
+function checkSparseDims(k: string, d: unknown): SparseAttentionDims {
+  if (typeof d !== 'object' || d === null) throw new TypeError(`native ${k}: dims must be an object, got ${typeName(d)}`);
+  const o = d as Record<string, unknown>;
+  for (const f of ['b', 'h', 's', 'dv', 'nnz'] as const) checkDim(k, f, o[f], 0);
+  checkDim(k, 'dh', o['dh'], 1);
+  const scale = o['scale'];
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new RangeError(`native ${k}: scale must be a finite number, got ${String(scale)}`);
+  return d as SparseAttentionDims;
+}
+
+// CSR arrays already validated (cols → rowPtr it was checked with); the addon re-checks them anyway.
+const checkedCsr = new WeakMap<Int32Array, Int32Array>();
+
+function checkSparsePattern(k: string, d: SparseAttentionDims, rowPtr: unknown, cols: unknown): void {
+  const known = cols instanceof Int32Array && rowPtr instanceof Int32Array && checkedCsr.get(cols) === rowPtr && rowPtr.length === d.s + 1;
+  if (!known) {
+    checkCsr(`native ${k}`, d.s, rowPtr, cols);
+    checkedCsr.set(cols as Int32Array, rowPtr as Int32Array);
+  }
+  if ((cols as Int32Array).length !== d.nnz) throw new RangeError(`native ${k}: cols has ${(cols as Int32Array).length} entries, dims.nnz is ${d.nnz}`);
+}
+
+function registerSparseAttention(addon: NativeAddon): void {
+  defineNativeKernel('sparseAttention', (q, k, v, rowPtr, cols, keyValid, d, precision) => {
+    const name = 'sparseAttention';
+    const { b, h, s, dh, dv, nnz, scale } = checkSparseDims(name, d);
+    const bf16 = checkPrecision(name, precision);
+    checkSparsePattern(name, d, rowPtr, cols);
+    checkLen(name, 'q', q, b * h * s * dh); checkLen(name, 'k', k, b * h * s * dh); checkLen(name, 'v', v, b * h * s * dv);
+    if (keyValid !== null && (!(keyValid instanceof Int32Array) || keyValid.length !== b * s)) {
+      throw new RangeError(`native ${name}: keyValid must be an Int32Array of B·S = ${b * s} entries or null, got ${typeName(keyValid)}`);
+    }
+    if (anyF64(q, k, v) || b * h * s * dv * nnz === 0) return ref(name)(q, k, v, rowPtr, cols, keyValid, d, precision);
+    return addon.sparseAttention(q as Float32Array, k as Float32Array, v as Float32Array, rowPtr, cols, keyValid, b, h, s, dh, dv, scale, bf16);
+  });
+
+  defineNativeKernel('sparseAttentionBackward', (q, k, v, rowPtr, cols, probs, g, d, precision) => {
+    const name = 'sparseAttentionBackward';
+    const { b, h, s, dh, dv, nnz, scale } = checkSparseDims(name, d);
+    const bf16 = checkPrecision(name, precision);
+    checkSparsePattern(name, d, rowPtr, cols);
+    checkLen(name, 'q', q, b * h * s * dh); checkLen(name, 'k', k, b * h * s * dh); checkLen(name, 'v', v, b * h * s * dv);
+    checkLen(name, 'probs', probs, b * h * nnz); checkLen(name, 'g', g, b * h * s * dv);
+    if (anyF64(q, k, v, probs, g) || b * h * s * dv * nnz === 0) return ref(name)(q, k, v, rowPtr, cols, probs, g, d, precision);
+    return addon.sparseAttentionBackward(q as Float32Array, k as Float32Array, v as Float32Array, rowPtr, cols, probs as Float32Array,
+      g as Float32Array, b, h, s, dh, dv, scale, bf16);
+  });
+}
+
 /** Names of the kernels registered above (for tests and `vilg info`). */
 export const NATIVE_KERNELS: readonly KernelName[] = [
   'matmul', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
   'groupNorm', 'groupNormBackward', 'softmax', 'softmaxBackward', 'unary', 'unaryBackward', 'binary',
-  'attention', 'attentionBackward',
+  'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward',
 ];

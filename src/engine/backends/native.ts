@@ -65,12 +65,17 @@ export interface NativeAddon {
     dh: number, dv: number, scale: number, bf16: boolean): { out: F32; probs: F32 };
   attentionBackward(q: F32, k: F32, v: F32, probs: F32, g: F32, bh: number, sq: number, sk: number, dh: number, dv: number,
     scale: number, bf16: boolean): { dq: F32; dk: F32; dv: F32 };
+  /** CSR pattern rowPtr [S+1], cols [nnz] (validated, re-checked); keyValid [B, S] or null; probs [BH, nnz]. */
+  sparseAttention(q: F32, k: F32, v: F32, rowPtr: Int32Array, cols: Int32Array, keyValid: Int32Array | null, b: number, h: number,
+    s: number, dh: number, dv: number, scale: number, bf16: boolean): { out: F32; probs: F32 };
+  sparseAttentionBackward(q: F32, k: F32, v: F32, rowPtr: Int32Array, cols: Int32Array, probs: F32, g: F32, b: number, h: number,
+    s: number, dh: number, dv: number, scale: number, bf16: boolean): { dq: F32; dk: F32; dv: F32 };
 }
 
 const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'configurePool', 'poolStats', 'matmul', 'conv2d', 'conv2dBackwardData',
   'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'softmax',
-  'softmaxBackward', 'unary', 'unaryBackward', 'binary', 'attention', 'attentionBackward',
+  'softmaxBackward', 'unary', 'unaryBackward', 'binary', 'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward',
 ];
 
 let addon: NativeAddon | null = null;

@@ -12,3 +12,4 @@ export * from './select.js';
 export * from './random.js';
 export * from './quantize.js';
 export * from './attention.js';
+export * from './sparse-attention.js';
