@@ -90,7 +90,10 @@ export function buildOurs(c: BenchCase): () => unknown {
   throw new RangeError(`unknown bench op '${c.op}'`);
 }
 
-const IDLE_GAP_MS = 30;
+// Idle gap before each side's turn. OpenBLAS (PyTorch's f32 matmul here) keeps its worker threads spinning
+// for 2^28 cycles (~0.1 s) after a call; with a 30 ms gap our 512³ f32 matmul ran 10× slower while
+// PyTorch's threads still held both cores (0.84 ms alone, 8 ms right after a PyTorch turn).
+const IDLE_GAP_MS = 200;
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
 function median(xs: number[]): number {
@@ -134,6 +137,10 @@ class TorchWorker {
   close(): void { this.proc.stdin.write('{"cmd":"quit"}\n'); this.lines.close(); }
 }
 
+/** Warm-up per case: calls until this many ms have passed (at least 3, at most WARMUP_MAX_CALLS). */
+const WARMUP_MS = 300;
+const WARMUP_MAX_CALLS = 64;
+
 export interface BenchOptions { rounds?: number; iters?: number; torch?: boolean; python?: string; filter?: string; onRow?: (row: BenchRow) => void; onProgress?: (msg: string) => void }
 
 /** Runs the cases, alternating ours and torch per round; returns one row per case. */
@@ -146,9 +153,16 @@ export async function benchEngine(cases: readonly BenchCase[] = DEFAULT_CASES, o
     for (const [i, c] of selected.entries()) {
       opts.onProgress?.(`[${i + 1}/${selected.length}] ${c.op} ${c.shape.join('×')} ${c.dtype} (${getBackend()})`);
       const fn = buildOurs(c);
-      for (let w = 0; w < 3; w++) fn(); // JIT + primitive cache warm-up
+      // Warm-up to steady state: JIT, oneDNN's primitive cache, and the output pool. Dropped outputs return
+      // their blocks to the pool only when V8 collects them, so the first few dozen calls of a small op land
+      // on fresh pages (~12 µs per 4 KiB fault here: 3 ms per 1 MiB output, more than a 512³ matmul). A
+      // training loop reaches this state within its first steps; PyTorch gets the same number of calls.
+      const w0 = Date.now();
+      let warmCalls = 0;
+      while (warmCalls < 3 || (warmCalls < WARMUP_MAX_CALLS && Date.now() - w0 < WARMUP_MS)) { fn(); warmCalls++; }
       let torchOk = torch !== null;
       if (torch) await torch.request({ cmd: 'setup', case: c }).catch((e: Error) => { torchOk = false; opts.onProgress?.(`  torch failed: ${e.message}`); });
+      if (torch && torchOk) await torch.request({ cmd: 'time', iters: 1, warmup: warmCalls - 1 }).catch(() => undefined);
       const ours: number[] = [], theirs: number[] = [];
       for (let r = 0; r < rounds; r++) {
         // Each side starts its turn after an idle gap (so the other process's OpenMP threads have stopped
