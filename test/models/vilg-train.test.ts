@@ -1,0 +1,124 @@
+// `vilg train`: the generator's training loop on a tiny data set — it learns, end-to-end training moves the
+// decoder (two-stage does not), a killed run resumes to bit-identical weights, a NaN stops it keeping the
+// last good checkpoint, the model directory reloads, and bad options are clear errors.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import '../../src/engine/index.js';
+import { Generator } from '../../src/engine/random.js';
+import { DatasetWriter } from '../../src/data/format.js';
+import { makeShapesSample, sceneConfig } from '../../src/data/shapes/prepare.js';
+import { trainDatasetTokenizer } from '../../src/data/text/from-dataset.js';
+import { vqganPreset } from '../../src/models/vqgan/config.js';
+import { loadVQModel, saveVQModel, VQModel } from '../../src/models/vqgan/vqmodel.js';
+import { loadVilgModel } from '../../src/models/vilg/io.js';
+import { trainVilg, type TrainVilgOptions } from '../../src/models/vilg/train.js';
+import { readMetrics } from '../../src/train/metrics-log.js';
+import { NonFiniteLossError } from '../../src/train/run.js';
+import { StopFlag } from '../../src/train/signals.js';
+
+const root = await mkdtemp(join(tmpdir(), 'vilg-train-'));
+test.after(async () => { await rm(root, { recursive: true, force: true }); });
+
+const data = join(root, 'data');
+{
+  const w = new DatasetWriter(data, 16, 16);
+  for (let i = 0; i < 24; i++) {
+    const { rgb, record } = makeShapesSample(0, i, 16, sceneConfig(1));
+    w.add(rgb, { ...record, split: i < 18 ? 'train' : i < 21 ? 'val' : 'test' });
+  }
+  w.finish({ name: 'tiny-shapes', description: 'test', languages: ['en', 'zh'], licences: ['CC0-1.0'], attribution: [], createdBy: 'test', skipped: {}, notes: [] });
+}
+trainDatasetTokenizer({ data, out: join(data, 'tokenizer'), vocabSize: 120, langs: ['en', 'zh'], minFrequency: 1, lowercase: true, showProgress: false });
+const tokDir = join(root, 'tok');
+await saveVQModel(tokDir, new VQModel(vqganPreset('tiny'), { generator: new Generator(3) })); // 16 px → 8×8 codes of 16
+
+const base = (out: string, over: Partial<TrainVilgOptions> = {}): TrainVilgOptions => ({
+  data, tokenizer: tokDir, out, preset: 'tiny', config: { maxTextLen: 12 }, steps: 12, batchSize: 4, lr: 3e-3, recLr: 1e-3,
+  warmupSteps: 2, sampleEvery: 6, checkpointEvery: 4, sampleCount: 3, showProgress: false, log: () => undefined, ...over,
+});
+
+const weightsOf = async (dir: string): Promise<Record<string, number[]>> => {
+  const b = await loadVilgModel(dir);
+  const out: Record<string, number[]> = {};
+  for (const [k, t] of Object.entries(b.model.stateDict())) out[k] = Array.from(t.data as Float32Array);
+  for (const [k, t] of Object.entries(b.imageTokenizer.stateDict())) out[`rec.${k}`] = Array.from(t.data as Float32Array);
+  return out;
+};
+
+test('end-to-end: the losses fall, the decoder trains and the encoder does not, sheets and a loadable model are written', async () => {
+  const out = join(root, 'e2e');
+  const r = await trainVilg(base(out, { steps: 40, sampleEvery: 20 }));
+  assert.equal(r.step, 40);
+  const m = readMetrics(join(out, 'metrics.jsonl'));
+  assert.equal(m.length, 40);
+  const mean = (rs: typeof m, k: string): number => rs.reduce((s, x) => s + (x[k] as number), 0) / rs.length;
+  for (const k of ['t2i', 'i2t', 'rec']) {
+    const first = mean(m.slice(0, 4), k), last = mean(m.slice(-4), k);
+    assert.ok(last < 0.9 * first, `${k}: ${first.toFixed(3)} → ${last.toFixed(3)} should fall`);
+  }
+  assert.ok(m.every((x) => typeof x['vqa'] === 'number'), 'shapes data has questions: the VQA term is trained');
+  assert.ok(typeof m[19]!['val_t2i'] === 'number' && typeof m[39]!['val_i2t'] === 'number', 'val losses at each sheet');
+  for (const f of ['step-0000020.png', 'step-0000020.html', 'step-0000040.png']) assert.ok(existsSync(join(out, 'samples', f)), f);
+  assert.match(await readFile(join(out, 'samples', 'step-0000040.html'), 'utf8'), /generated caption/);
+
+  const before = await loadVQModel(tokDir), after = (await loadVilgModel(r.modelDir)).imageTokenizer;
+  const same = (a: VQModel, b: VQModel, prefix: string): boolean => Object.entries(a.stateDict()).filter(([k]) => k.startsWith(prefix))
+    .every(([k, t]) => Array.from(t.data as Float32Array).every((v, i) => v === (b.stateDict()[k]!.data as Float32Array)[i]));
+  assert.ok(!same(before, after, 'decoder.'), 'the decoder trained jointly');
+  assert.ok(same(before, after, 'encoder.') && same(before, after, 'quantize.'), 'encoder and codebook frozen');
+  const b = await loadVilgModel(r.modelDir);
+  assert.equal(b.mode, 'end-to-end');
+  assert.equal(b.model.config.numCodes, 16);
+  assert.deepEqual(b.model.config.imageGrid, [8, 8]);
+});
+
+test('two-stage: no reconstruction term and the decoder is untouched', async () => {
+  const out = join(root, 'two');
+  const r = await trainVilg(base(out, { mode: 'two-stage', steps: 4 }));
+  const m = readMetrics(join(out, 'metrics.jsonl'));
+  assert.ok(m.every((x) => x['rec'] === undefined));
+  const before = (await loadVQModel(tokDir)).stateDict(), after = (await loadVilgModel(r.modelDir)).imageTokenizer.stateDict();
+  for (const [k, t] of Object.entries(before)) assert.deepEqual(Array.from(after[k]!.data as Float32Array), Array.from(t.data as Float32Array), k);
+});
+
+test('a run stopped at step 6 and resumed ends bit-identical to an uninterrupted one', async () => {
+  const a = join(root, 'a'), b = join(root, 'b');
+  await trainVilg(base(a));
+  const stop = new StopFlag();
+  const first = await trainVilg(base(b, { stop, onStep: (s) => { if (s === 6) stop.request('test'); } }));
+  assert.equal(first.stopped, true);
+  assert.equal(first.step, 6);
+  const second = await trainVilg(base(b));
+  assert.equal(second.resumedFrom, 6);
+  assert.equal(second.step, 12);
+  const wa = await weightsOf(join(a, 'model')), wb = await weightsOf(join(b, 'model'));
+  for (const k of Object.keys(wa)) assert.deepEqual(wb[k], wa[k], k);
+  const ma = readMetrics(join(a, 'metrics.jsonl')), mb = readMetrics(join(b, 'metrics.jsonl'));
+  assert.deepEqual(mb.map((x) => x['loss']), ma.map((x) => x['loss']));
+});
+
+test('a NaN stops the run with NonFiniteLossError and keeps the last good checkpoint', async () => {
+  const out = join(root, 'nan');
+  const err = await trainVilg(base(out, { onStep: (s, { model }) => { if (s === 5) (model.embeddings.textTokens.weight.data as Float32Array).fill(NaN); } })).catch((e: unknown) => e);
+  assert.ok(err instanceof NonFiniteLossError, `expected NonFiniteLossError, got ${String(err)}`);
+  assert.match((err as Error).message, /step-0000004/);
+  assert.ok(existsSync(join(out, 'checkpoints', 'step-0000004')));
+  assert.ok(!existsSync(join(out, 'checkpoints', 'step-0000008')));
+});
+
+test('bad options are clear errors', async () => {
+  const out = join(root, 'bad');
+  await assert.rejects(trainVilg(base(out, { weights: { t2i: 1, bogus: 1 } as never })), /unknown loss weight 'bogus'/);
+  await assert.rejects(trainVilg(base(out, { mode: 'both' as never })), /mode must be one of end-to-end, two-stage/);
+  await assert.rejects(trainVilg(base(out, { config: { numCodes: 99 } })), /config.numCodes = 99 contradicts the tokenizers \(16\)/);
+  await assert.rejects(trainVilg(base(out, { weights: { t2i: 0, i2t: 0 } })), /nothing to train/);
+  await assert.rejects(trainVilg(base(out, { batchSize: 1000 })), /fewer than the batch size 1000/);
+  await assert.rejects(trainVilg(base(out, { shards: join(root, 'nowhere') })), /holds no token shards/);
+  await trainVilg(base(join(root, 'cfg'), { steps: 1 }));
+  await assert.rejects(trainVilg(base(join(root, 'cfg'), { steps: 2, lr: 1e-2 })), /different config \(train.lr differ/);
+});
