@@ -19,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { add, mul } from '../../engine/ops/elementwise.js';
+import { slice } from '../../engine/ops/shape.js';
 import { l1Loss, mseLoss } from '../../engine/ops/loss.js';
 import { getPrecision, setPrecision, type Precision } from '../../engine/kernels.js';
 import { AdamW, isNotMatrix } from '../../engine/optim/adamw.js';
@@ -79,6 +80,9 @@ export interface TrainVilgOptions {
   weights?: Partial<LossWeights>;
   /** Reconstruction loss of end-to-end mode. */
   recLoss?: 'l2' | 'l1';
+  /** Pairs of each micro-batch that also go through the decoder in end-to-end mode (0 = all): the decoder's
+   *  convolutions at full resolution cost more than the transformer on small presets. */
+  recBatch?: number;
   sampleEvery?: number;
   checkpointEvery?: number;
   /** Fixed val prompts / images in each sample sheet. */
@@ -113,6 +117,7 @@ export const TRAIN_VILG_DEFAULTS = Object.freeze({
   precision: 'fp32' as Precision, // bf16 gave no speedup at hidden 256 on these CPUs (conversion ≈ savings); --precision bf16 for wide models
   weights: Object.freeze({ t2i: 1, i2t: 1, vqa: 1, rec: 1 }) as LossWeights, // the seed: L = L_txt2img + L_img2txt (+ the reconstruction)
   recLoss: 'l2' as 'l2' | 'l1', // the seed's ‖x − x̂‖²
+  recBatch: 0, // every pair of the batch
   sampleEvery: 500, // a sample sheet every N steps
   checkpointEvery: 250, // at most N steps lost to a kill
   sampleCount: 8, // prompts and images per sheet
@@ -167,7 +172,7 @@ export function resolveTrainVilgOptions(o: TrainVilgOptions): Required<Omit<Trai
     weightDecay: num(o.weightDecay ?? d.weightDecay, 'weightDecay', true), warmupSteps: int(o.warmupSteps ?? d.warmupSteps, 'warmupSteps', 0),
     schedule: oneOf(o.schedule ?? d.schedule, 'schedule', ['constant', 'cosine']), gradClip: num(o.gradClip ?? d.gradClip, 'gradClip', true),
     precision: oneOf(o.precision ?? d.precision, 'precision', ['fp32', 'bf16']), weights,
-    recLoss: oneOf(o.recLoss ?? d.recLoss, 'recLoss', ['l2', 'l1']),
+    recLoss: oneOf(o.recLoss ?? d.recLoss, 'recLoss', ['l2', 'l1']), recBatch: int(o.recBatch ?? d.recBatch, 'recBatch', 0),
     sampleEvery: int(o.sampleEvery ?? d.sampleEvery, 'sampleEvery', 1), checkpointEvery: int(o.checkpointEvery ?? d.checkpointEvery, 'checkpointEvery', 1),
     sampleCount: int(o.sampleCount ?? d.sampleCount, 'sampleCount', 1), sampleTopK: int(o.sampleTopK ?? d.sampleTopK, 'sampleTopK', 0),
     lang: oneOf(o.lang ?? d.lang, 'lang', ['en', 'zh', 'any']), seed: int(o.seed ?? d.seed, 'seed', 0),
@@ -248,7 +253,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
     data: resolve(o.data), tokenizer: resolve(o.tokenizer), text: resolve(o.text), shards: resolve(o.shards),
     train: {
       mode: o.mode, steps: o.steps, batchSize: o.batchSize, gradAccum: o.gradAccum, lr: o.lr, recLr: o.recLr, weightDecay: o.weightDecay,
-      warmupSteps: o.warmupSteps, schedule: o.schedule, gradClip: o.gradClip, precision: o.precision, weights: { ...o.weights }, recLoss: o.recLoss,
+      warmupSteps: o.warmupSteps, schedule: o.schedule, gradClip: o.gradClip, precision: o.precision, weights: { ...o.weights }, recLoss: o.recLoss, recBatch: o.recBatch,
       lang: o.lang, seed: o.seed, sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, sampleCount: o.sampleCount, sampleTopK: o.sampleTopK,
     },
   };
@@ -326,9 +331,11 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
       }
     }
     if (e2e && o.weights.rec > 0) {
-      const zEmb = model.zEmb(textToImageBatch(config, textT, codes, specials), j.t2i.hidden); // [B, h, w, E] from the same pass
-      const xRec = rec.decode(zEmb);                                                    // [B, H, W, 3]
-      const x = rgbToTensor(batch.map((s) => ds.image(s.index)), r, r);                 // [B, H, W, 3] in [−1, 1]
+      const k = o.recBatch > 0 ? Math.min(o.recBatch, batch.length) : batch.length;
+      let zEmb = model.zEmb(textToImageBatch(config, textT, codes, specials), j.t2i.hidden); // [B, h, w, E] from the same pass
+      if (k < batch.length) zEmb = slice(zEmb, 0, 0, k);                                 // [k, h, w, E]
+      const xRec = rec.decode(zEmb);                                                    // [k, H, W, 3]
+      const x = rgbToTensor(batch.slice(0, k).map((s) => ds.image(s.index)), r, r);     // [k, H, W, 3] in [−1, 1]
       const recL = o.recLoss === 'l2' ? mseLoss(xRec, x) : l1Loss(xRec, x);              // []
       loss = add(loss, mul(recL, o.weights.rec));                                       // []
       terms['rec'] = recL.item();
