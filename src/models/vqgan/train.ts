@@ -96,7 +96,7 @@ export const TRAIN_TOKENIZER_DEFAULTS = Object.freeze({
   flip: false, // emoji and text-like art are not mirror-symmetric
   warmupSteps: 200, // linear warmup from ~0: Adam's first moments are noisy
   schedule: 'cosine' as 'constant' | 'cosine', // decays to 10% of lr at the last step
-  gradClip: 1.0, // global L2 norm; bounds the occasional spike from a codebook restart
+  gradClip: 1.0, // global L2 norm; bounds the occasional spike from a codebook restart (0 = measure only)
   weightDecay: 0, // taming uses plain Adam
   resume: 'auto' as 'auto' | 'require' | 'never',
   sampleCount: 8, // one row of originals, one of reconstructions
@@ -258,7 +258,7 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
     for (const [k, v] of Object.entries(terms)) assertFinite(k, v, step + 1, lastCheckpoint);
     optG.zeroGrad();
     gl.loss.backward();
-    const gradNorm = clipGradNorm(optG.params, o.gradClip > 0 ? o.gradClip : Infinity);
+    const gradNorm = clipGradNorm(optG.params, o.gradClip > 0 ? o.gradClip : Number.MAX_VALUE);
     assertFinite('grad_norm', gradNorm, step + 1, lastCheckpoint);
     optG.step();
 
