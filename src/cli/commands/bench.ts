@@ -30,6 +30,34 @@ export const commands: Record<string, Command> = {
       if (o['markdown']) process.stdout.write('\n' + benchMarkdown(rows) + '\n');
     },
   },
+  'bench train': {
+    summary: 'time ERNIE-ViLG training steps (joint loss, backward, AdamW) against PyTorch, with peak memory per row',
+    options: {
+      json: { type: 'boolean', help: 'print one JSON object per line' },
+      markdown: { type: 'boolean', help: 'print a Markdown table at the end' },
+      rounds: { type: 'number', help: 'alternating rounds per row', default: 5 },
+      steps: { type: 'number', help: 'timed training steps per side per round', default: 3 },
+      filter: { type: 'string', help: 'only rows whose "case preset precision attention" contains this' },
+      'no-torch': { type: 'boolean', help: 'skip the PyTorch baseline' },
+      python: { type: 'string', help: 'python with torch', default: '/usr/bin/python3' },
+    },
+    async run(_pos, o) {
+      const { benchTrain, trainMarkdown } = await import('../../bench/train.js');
+      const rounds = positiveInt(o['rounds'], 'rounds'), steps = positiveInt(o['steps'], 'steps');
+      const f = (x: number | null, d: number, w: number): string => (x === null ? '—' : x.toFixed(d)).padStart(w);
+      const rows = await benchTrain(undefined, {
+        rounds, steps, torch: !o['no-torch'], python: o['python'] as string, filter: o['filter'] as string | undefined,
+        onProgress: (m) => process.stderr.write(m + '\n'),
+        onRow: (r) => {
+          if (o['json']) process.stdout.write(JSON.stringify(r) + '\n');
+          else process.stdout.write(`${r.case.padEnd(7)} ${r.precision.padEnd(5)} ${r.attention.padEnd(6)} B ${String(r.batch).padStart(3)} S ${String(r.seq).padStart(5)}` +
+            ` ${f(r.ms, 1, 9)} ms ${f(r.tokens_per_s, 0, 8)} tok/s ${f(r.peak_mb, 0, 6)} MB` +
+            `${r.torch_ms === null ? '' : `  torch ${f(r.torch_ms, 1, 9)} ms ${f(r.torch_tokens_per_s, 0, 8)} tok/s ${f(r.torch_peak_mb, 0, 6)} MB  ratio ${f(r.ratio, 2, 5)}`}\n`);
+        },
+      });
+      if (o['markdown']) process.stdout.write('\n' + trainMarkdown(rows) + '\n');
+    },
+  },
 };
 
 export function positiveInt(v: unknown, name: string): number {
