@@ -121,4 +121,9 @@ test('bad options are clear errors', async () => {
   await assert.rejects(trainVilg(base(out, { shards: join(root, 'nowhere') })), /holds no token shards/);
   await trainVilg(base(join(root, 'cfg'), { steps: 1 }));
   await assert.rejects(trainVilg(base(join(root, 'cfg'), { steps: 2, lr: 1e-2 })), /different config \(train.lr differ/);
+  // A checkpoint left by another run in a directory whose config.json was replaced is refused.
+  const { rm: remove, cp } = await import('node:fs/promises');
+  await remove(join(root, 'cfg', 'config.json'));
+  await cp(join(root, 'cfg', 'checkpoints'), join(root, 'cfg2', 'checkpoints'), { recursive: true });
+  await assert.rejects(trainVilg(base(join(root, 'cfg2'), { steps: 3, batchSize: 2 })), /was written by a run with other settings \(train.batchSize differ/);
 });

@@ -33,7 +33,7 @@ import { loadTokenizer } from '../../data/text/io.js';
 import type { WordPieceTokenizer } from '../../data/text/wordpiece.js';
 import { type CheckpointParts, initialTrainState, listCheckpointSteps, loadLatestCheckpoint, saveCheckpoint, type JsonValue, type TrainState } from '../../train/checkpoint.js';
 import { MetricsLog } from '../../train/metrics-log.js';
-import { assertFinite, DataOrder, ensureRunConfig, runTrainLoop } from '../../train/run.js';
+import { assertFinite, DataOrder, diffJson, ensureRunConfig, runTrainLoop } from '../../train/run.js';
 import type { StopFlag } from '../../train/signals.js';
 import { imageGrid, tensorToRgb, writePng } from '../../util/png.js';
 import { progress, type Progress } from '../../util/progress.js';
@@ -257,7 +257,14 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
       lang: o.lang, seed: o.seed, sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, sampleCount: o.sampleCount, sampleTopK: o.sampleTopK,
     },
   };
-  const changed = await ensureRunConfig(o.out, runConfig, { allowChanged: ['train.steps', 'train.sampleEvery', 'train.checkpointEvery'] });
+  const allowChanged = ['train.steps', 'train.sampleEvery', 'train.checkpointEvery'];
+  const changed = await ensureRunConfig(o.out, runConfig, { allowChanged });
+  // Each checkpoint carries the settings that must not change, so one written by another run (a process
+  // still stopping after its directory was cleared, a copied directory) is refused, not silently resumed.
+  // Paths are left out, so a moved run directory still resumes.
+  const fixedConfig = JSON.parse(JSON.stringify(runConfig)) as Record<string, JsonValue> & { train: Record<string, JsonValue> };
+  for (const k of allowChanged) delete fixedConfig.train[k.slice('train.'.length)];
+  for (const k of ['data', 'tokenizer', 'text', 'shards']) delete fixedConfig[k];
 
   // Model, optimizers, state.
   const dropoutGen = new Generator(o.seed + 1), dataGen = new Generator(o.seed + 2);
@@ -276,6 +283,9 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   const loaded = o.resume === 'never' ? null : await loadLatestCheckpoint(o.out, parts, { warn: (m) => log(`warning: ${m}`) });
   if (o.resume === 'require' && loaded === null) throw new RangeError(`${where}: --resume was given but ${o.out} has no checkpoint`);
   if (loaded !== null) {
+    const stored = loaded.state.extra['runConfig'];
+    const differ = stored === undefined ? [] : diffJson(stored, fixedConfig as unknown as JsonValue);
+    if (differ.length) throw new RangeError(`${where}: ${loaded.dir} was written by a run with other settings (${differ.join(', ')} differ); remove it or use a new output directory`);
     state = loaded.state;
     lastCheckpoint = loaded.dir;
     order.setState({ epoch: state.epoch, position: state.dataPosition });
@@ -439,7 +449,10 @@ ${rows}
   };
   const save = async (stepsDone: number): Promise<string> => {
     const os = order.getState();
-    state = { ...state, step: stepsDone, epoch: os.epoch, dataPosition: os.position, precision: o.precision, wallTimeS: wall0 + (Date.now() - t0) / 1000 };
+    state = {
+      ...state, step: stepsDone, epoch: os.epoch, dataPosition: os.position, precision: o.precision, wallTimeS: wall0 + (Date.now() - t0) / 1000,
+      extra: { ...state.extra, runConfig: fixedConfig as unknown as JsonValue },
+    };
     lastCheckpoint = await saveCheckpoint(o.out, { ...parts, state });
     return lastCheckpoint;
   };
