@@ -88,6 +88,10 @@ test('adversarial: false builds no discriminator: no D state in the checkpoint, 
   assert.ok(!existsSync(join(ckpt, 'discriminator.safetensors')), 'no discriminator weights');
   // The run's config pins the choice: resuming it with a discriminator is refused.
   await assert.rejects(trainTokenizer(base(out, { steps: 6, adversarial: true })), /adversarial|discriminator/);
+  // A checkpoint that another run left in a fresh directory (no config.json of its own) is refused.
+  const { cp } = await import('node:fs/promises');
+  await cp(join(out, 'checkpoints'), join(root, 'run-foreign', 'checkpoints'), { recursive: true });
+  await assert.rejects(trainTokenizer(base(join(root, 'run-foreign'), { steps: 6, adversarial: false, lr: 1e-3 })), /was written by a run with other settings \(train.discLr, train.lr differ/);
 });
 
 test('stop at step 3 + resume to 6 is bit-identical to 6 straight steps (weights, D, optimizers, RNG, codebook health)', async () => {
