@@ -67,6 +67,32 @@ export async function ensureRunConfig(runDir: string, config: JsonValue, opts: {
   return changed;
 }
 
+/**
+ * The settings of a run config that no resume may change: `allowChanged` paths ('train.steps', ...) and
+ * the top-level keys in `omit` (e.g. paths, so a moved run directory still resumes) removed. Trainers
+ * store it in every checkpoint's state.extra.runConfig and check it on resume (checkResumeConfig).
+ */
+export function fixedRunConfig(config: JsonValue, allowChanged: readonly string[], omit: readonly string[] = []): JsonValue {
+  const out = JSON.parse(JSON.stringify(config)) as Record<string, JsonValue>;
+  for (const path of [...allowChanged, ...omit]) {
+    const keys = path.split('.');
+    let o: JsonValue | undefined = out;
+    for (const k of keys.slice(0, -1)) o = o !== null && typeof o === 'object' && !Array.isArray(o) ? o[k] : undefined;
+    if (o !== null && typeof o === 'object' && !Array.isArray(o)) delete o[keys[keys.length - 1]!];
+  }
+  return out;
+}
+
+/**
+ * Refuses a checkpoint written by a run with other fixed settings (one a stopping process left in a
+ * directory that was just cleared, a copied directory), instead of silently resuming it. Checkpoints
+ * from before this check (no runConfig stored) pass.
+ */
+export function checkResumeConfig(where: string, checkpointDir: string, stored: JsonValue | undefined, fixed: JsonValue): void {
+  const differ = stored === undefined ? [] : diffJson(stored, fixed);
+  if (differ.length) throw new RangeError(`${where}: ${checkpointDir} was written by a run with other settings (${differ.join(', ')} differ); remove it or use a new output directory`);
+}
+
 // ---------------------------------------------------------------- data order
 
 export interface DataOrderState { epoch: number; position: number }

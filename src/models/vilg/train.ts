@@ -33,7 +33,7 @@ import { loadTokenizer } from '../../data/text/io.js';
 import type { WordPieceTokenizer } from '../../data/text/wordpiece.js';
 import { type CheckpointParts, initialTrainState, listCheckpointSteps, loadLatestCheckpoint, saveCheckpoint, type JsonValue, type TrainState } from '../../train/checkpoint.js';
 import { MetricsLog } from '../../train/metrics-log.js';
-import { assertFinite, DataOrder, diffJson, ensureRunConfig, runTrainLoop } from '../../train/run.js';
+import { assertFinite, checkResumeConfig, DataOrder, ensureRunConfig, fixedRunConfig, runTrainLoop } from '../../train/run.js';
 import type { StopFlag } from '../../train/signals.js';
 import { imageGrid, tensorToRgb, writePng } from '../../util/png.js';
 import { progress, type Progress } from '../../util/progress.js';
@@ -259,12 +259,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   };
   const allowChanged = ['train.steps', 'train.sampleEvery', 'train.checkpointEvery'];
   const changed = await ensureRunConfig(o.out, runConfig, { allowChanged });
-  // Each checkpoint carries the settings that must not change, so one written by another run (a process
-  // still stopping after its directory was cleared, a copied directory) is refused, not silently resumed.
-  // Paths are left out, so a moved run directory still resumes.
-  const fixedConfig = JSON.parse(JSON.stringify(runConfig)) as Record<string, JsonValue> & { train: Record<string, JsonValue> };
-  for (const k of allowChanged) delete fixedConfig.train[k.slice('train.'.length)];
-  for (const k of ['data', 'tokenizer', 'text', 'shards']) delete fixedConfig[k];
+  const fixedConfig = fixedRunConfig(runConfig, allowChanged, ['data', 'tokenizer', 'text', 'shards']); // checked on resume
 
   // Model, optimizers, state.
   const dropoutGen = new Generator(o.seed + 1), dataGen = new Generator(o.seed + 2);
@@ -283,9 +278,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   const loaded = o.resume === 'never' ? null : await loadLatestCheckpoint(o.out, parts, { warn: (m) => log(`warning: ${m}`) });
   if (o.resume === 'require' && loaded === null) throw new RangeError(`${where}: --resume was given but ${o.out} has no checkpoint`);
   if (loaded !== null) {
-    const stored = loaded.state.extra['runConfig'];
-    const differ = stored === undefined ? [] : diffJson(stored, fixedConfig as unknown as JsonValue);
-    if (differ.length) throw new RangeError(`${where}: ${loaded.dir} was written by a run with other settings (${differ.join(', ')} differ); remove it or use a new output directory`);
+    checkResumeConfig(where, loaded.dir, loaded.state.extra['runConfig'], fixedConfig);
     state = loaded.state;
     lastCheckpoint = loaded.dir;
     order.setState({ epoch: state.epoch, position: state.dataPosition });
@@ -451,7 +444,7 @@ ${rows}
     const os = order.getState();
     state = {
       ...state, step: stepsDone, epoch: os.epoch, dataPosition: os.position, precision: o.precision, wallTimeS: wall0 + (Date.now() - t0) / 1000,
-      extra: { ...state.extra, runConfig: fixedConfig as unknown as JsonValue },
+      extra: { ...state.extra, runConfig: fixedConfig },
     };
     lastCheckpoint = await saveCheckpoint(o.out, { ...parts, state });
     return lastCheckpoint;

@@ -24,7 +24,7 @@ import { openDataset, type Dataset, type SampleRecord } from '../../data/format.
 import { meanPsnr } from '../../eval/image-metrics.js';
 import { type CheckpointParts, initialTrainState, listCheckpointSteps, loadLatestCheckpoint, saveCheckpoint, type JsonValue, type TrainState } from '../../train/checkpoint.js';
 import { MetricsLog } from '../../train/metrics-log.js';
-import { assertFinite, DataOrder, diffJson, ensureRunConfig, runTrainLoop } from '../../train/run.js';
+import { assertFinite, checkResumeConfig, DataOrder, ensureRunConfig, fixedRunConfig, runTrainLoop } from '../../train/run.js';
 import type { StopFlag } from '../../train/signals.js';
 import { imageGrid, tensorToRgb, writePng } from '../../util/png.js';
 import { progress, type Progress } from '../../util/progress.js';
@@ -202,10 +202,7 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   };
   const allowChanged = ['train.steps', 'train.sampleEvery', 'train.checkpointEvery', 'train.data'];
   const changed = await ensureRunConfig(o.out, runConfig, { allowChanged });
-  // Each checkpoint carries the settings that must not change, so one written by another run (a process
-  // still stopping after its directory was cleared, a copied directory) is refused, not silently resumed.
-  const fixedConfig = JSON.parse(JSON.stringify(runConfig)) as { train: Record<string, JsonValue> };
-  for (const k of allowChanged) delete fixedConfig.train[k.slice('train.'.length)];
+  const fixedConfig = fixedRunConfig(runConfig, allowChanged); // checked on resume
 
   const dropoutGen = new Generator(o.seed + 1);
   const model = new VQModel(config, { generator: new Generator(o.seed), dropoutGenerator: dropoutGen }).train();
@@ -226,9 +223,7 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   const loaded = o.resume === 'never' ? null : await loadLatestCheckpoint(o.out, parts, { warn: (m) => log(`warning: ${m}`) });
   if (o.resume === 'require' && loaded === null) throw new RangeError(`trainTokenizer: --resume was given but ${o.out} has no checkpoint`);
   if (loaded !== null) {
-    const stored = loaded.state.extra['runConfig'];
-    const differ = stored === undefined ? [] : diffJson(stored, fixedConfig as unknown as JsonValue);
-    if (differ.length) throw new RangeError(`trainTokenizer: ${loaded.dir} was written by a run with other settings (${differ.join(', ')} differ); remove it or use a new output directory`);
+    checkResumeConfig('trainTokenizer', loaded.dir, loaded.state.extra['runConfig'], fixedConfig);
     state = loaded.state;
     lastCheckpoint = loaded.dir;
     order.setState({ epoch: state.epoch, position: state.dataPosition });
@@ -313,7 +308,7 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
     state = {
       ...state, step: stepsDone, epoch: os.epoch, dataPosition: os.position, precision: o.precision,
       wallTimeS: wall0 + (Date.now() - t0) / 1000,
-      extra: { quantizer: model.quantize.healthState() as unknown as JsonValue, usage: Array.from(usage.counts), runConfig: fixedConfig as unknown as JsonValue },
+      extra: { quantizer: model.quantize.healthState() as unknown as JsonValue, usage: Array.from(usage.counts), runConfig: fixedConfig },
     };
     lastCheckpoint = await saveCheckpoint(o.out, { ...parts, state });
     return lastCheckpoint;
