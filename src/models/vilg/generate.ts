@@ -47,8 +47,6 @@ export interface CaptionOptions {
   generator?: Generator;
 }
 
-type Specials = Pick<TextSpecials, 'pad'>;
-
 /** How one logits row becomes a token. */
 interface Sampler { readonly temperature: number; readonly topK: number; readonly topP: number }
 

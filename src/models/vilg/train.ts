@@ -27,7 +27,7 @@ import { clipGradNorm } from '../../engine/optim/clip.js';
 import { Generator } from '../../engine/random.js';
 import { noGrad, Tensor } from '../../engine/tensor.js';
 import { encodeDataset } from '../../data/encode.js';
-import { openDataset, type Dataset, type Lang, type SampleRecord } from '../../data/format.js';
+import { openDataset, type Dataset, type Lang } from '../../data/format.js';
 import { ShardReader, type ReadSample } from '../../data/shards.js';
 import { loadTokenizer } from '../../data/text/io.js';
 import type { WordPieceTokenizer } from '../../data/text/wordpiece.js';
@@ -191,9 +191,6 @@ export function configForTokenizers(preset: string, overrides: VilgConfigInput, 
   }
   return vilgConfig({ ...fromTokenizers, ...overrides }, vilgPreset(preset));
 }
-
-/** One training pair as the batch builder needs it. */
-interface Pair { codes: Uint16Array; caption: ArrayLike<number>; record: SampleRecord }
 
 /** Encodes the data set into RUN/tokens when that has not been done (or checks given shards fit). */
 async function ensureShards(o: ReturnType<typeof resolveTrainVilgOptions>, given: boolean, log: (m: string) => void): Promise<ShardReader> {
