@@ -111,6 +111,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"attentionBackward", AttentionBackward},
       {"sparseAttention", SparseAttention},
       {"sparseAttentionBackward", SparseAttentionBackward},
+      {"sparseAttentionRows", SparseAttentionRows},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
   return exports;

@@ -34,5 +34,6 @@ Napi::Value Attention(const Napi::CallbackInfo& info);
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info);
 Napi::Value SparseAttention(const Napi::CallbackInfo& info);
 Napi::Value SparseAttentionBackward(const Napi::CallbackInfo& info);
+Napi::Value SparseAttentionRows(const Napi::CallbackInfo& info);
 
 }  // namespace vilg

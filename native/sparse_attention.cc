@@ -1,6 +1,9 @@
 // Sparse (pattern) attention (see src/engine/ops/sparse-attention.ts): only the CSR pattern's entries.
 //   sparseAttention(q, k, v, rowPtr, cols, keyValid|null, b, h, s, dh, dv, scale, bf16) → { out [BH, S, Dv], probs [BH, nnz] }
 //   sparseAttentionBackward(q, k, v, rowPtr, cols, probs, g, b, h, s, dh, dv, scale, bf16) → { dq, dk, dv }
+//   sparseAttentionRows(q, k, v, rowPtr, cols, keyValid|null, b, h, sq, sk, q0, dh, dv, scale, bf16) → out [BH, Sq, Dv]
+//     inference with a KV cache: queries are the pattern's rows [q0, q0 + Sq), keys/values the cache
+//     [BH, Sk, D]; every key those rows name must be < q0 + Sq ≤ Sk (already cached), checked here.
 // rowPtr Int32Array [S+1], cols Int32Array [nnz] (query i attends to cols[rowPtr[i]..rowPtr[i+1])),
 // keyValid Int32Array [B, S] (0 = padding key, for every head). A row with no allowed key has zero
 // probabilities and output and passes zero gradient.
@@ -129,17 +132,20 @@ struct Ctx {
   int64_t h, s, dh, dv, nnz;
   float scale;
   float *out, *probs, *ds, *dq, *dk, *dvo;
+  // Forward geometry: query rows per bh, their first pattern row, key rows per bh, and where row q0's
+  // entries start in probs (probs row stride p_stride). The full op has sq = sk = s, q0 = e_base = 0.
+  int64_t sq, sk, q0, e_base, p_stride;
 };
 
 /** Forward of query row r = (bh, i): probs and out; sc is scratch [max row length]. */
 template <int DH, int DV>
 VILG_INLINE void forward_row(const Ctx& c, int64_t r, float* sc) {
   const int64_t dh = DH > 0 ? DH : c.dh, dv = DV > 0 ? DV : c.dv;
-  const int64_t b = r / c.s, i = r % c.s, e0 = c.row_ptr[i], n = c.row_ptr[i + 1] - e0;
-  const float *qi = c.q + r * dh, *k = c.k + b * c.s * dh, *v = c.v + b * c.s * dv;
+  const int64_t b = r / c.sq, i = c.q0 + r % c.sq, e0 = c.row_ptr[i], n = c.row_ptr[i + 1] - e0;
+  const float *qi = c.q + r * dh, *k = c.k + b * c.sk * dh, *v = c.v + b * c.sk * dv;
   const int32_t* cols = c.cols + e0;
-  const int32_t* valid = c.valid == nullptr ? nullptr : c.valid + (b / c.h) * c.s;
-  float* p = c.probs + b * c.nnz + e0;
+  const int32_t* valid = c.valid == nullptr ? nullptr : c.valid + (b / c.h) * c.sk;
+  float* p = c.probs + b * c.p_stride + (e0 - c.e_base);
   float* o = c.out + r * dv;
   float max = -INFINITY;
   for (int64_t e = 0; e < n; e++) {
@@ -277,7 +283,7 @@ Napi::Value SparseAttention(const Napi::CallbackInfo& info) {
     const float* vr = maybe_rounded(v, d.v_len, bf16, kSlotC);
     const int64_t rows = bh * s, width = std::max<int64_t>(1, max_row(row_ptr, s));
     Ctx c{qr, kr, vr, nullptr, nullptr, row_ptr, cols, valid, nullptr, nullptr, nullptr, d.h, s, dh, dv, nnz, d.scale,
-          out.Data(), probs.Data(), nullptr, nullptr, nullptr, nullptr};
+          out.Data(), probs.Data(), nullptr, nullptr, nullptr, nullptr, s, s, 0, 0, nnz};
     parallel_rows(c, kForward, rows, width, rows * width * (dh + dv) > 65536);
     Napi::Object res = Napi::Object::New(env);
     res.Set("out", out);
@@ -322,7 +328,7 @@ Napi::Value SparseAttentionBackward(const Napi::CallbackInfo& info) {
     const int64_t rows = bh * s, width = std::max<int64_t>(1, max_row(row_ptr, s));
     const bool par = rows * width * (dh + dv) > 65536;
     Ctx c{qr, kr, vr, gr, probs.f32(), row_ptr, cols, nullptr, t_ptr.data(), t_row.data(), t_entry.data(), d.h, s, dh, dv, nnz,
-          d.scale, nullptr, nullptr, ds, dq.Data(), dk.Data(), dvo.Data()};
+          d.scale, nullptr, nullptr, ds, dq.Data(), dk.Data(), dvo.Data(), s, s, 0, 0, nnz};
     parallel_rows(c, kBackwardQuery, rows, width, par);  // dS and dq
     parallel_rows(c, kBackwardKey, rows, width, par);    // dk and dv
     Napi::Object res = Napi::Object::New(env);
@@ -330,6 +336,54 @@ Napi::Value SparseAttentionBackward(const Napi::CallbackInfo& info) {
     res.Set("dk", dk);
     res.Set("dv", dvo);
     return res;
+  });
+}
+
+Napi::Value SparseAttentionRows(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Args args(info, "sparseAttentionRows", 15);
+    const Napi::Env& env = args.env();
+    const int64_t b = args.dim(6, "b", 0), h = args.dim(7, "h", 0), sq = args.dim(8, "sq", 0), sk = args.dim(9, "sk", 0);
+    const int64_t q0 = args.dim(10, "q0", 0), dh = args.dim(11, "dh"), dv = args.dim(12, "dv", 0);
+    const float scale = static_cast<float>(args.number(13, "scale"));
+    const bool bf16 = args.flag(14, "bf16");
+    Napi::Value rv = info[3];
+    if (!rv.IsTypedArray() || rv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, args.fn(), "rowPtr must be an Int32Array");
+    const int64_t s = static_cast<int64_t>(rv.As<Napi::TypedArray>().ElementLength()) - 1;  // the pattern's positions
+    if (s < 0) throw_range(env, args.fn(), "rowPtr is empty");
+    if (q0 + sq > s || q0 + sq > sk) throw_range(env, args.fn(), "rows [q0, q0 + sq) must lie inside the pattern and the cache");
+    const int32_t* row_ptr = int32_array(args, info, 3, "rowPtr", static_cast<size_t>(s) + 1);
+    Napi::Value cv = info[4];
+    if (!cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, args.fn(), "cols must be an Int32Array");
+    const int64_t nnz = static_cast<int64_t>(cv.As<Napi::TypedArray>().ElementLength());
+    const int32_t* cols = int32_array(args, info, 4, "cols", static_cast<size_t>(nnz));
+    // Only the rows read here need checking: entries in range, and every key already in the cache.
+    const int64_t e_base = row_ptr[q0], e_end = row_ptr[q0 + sq];
+    if (e_base < 0 || e_end > nnz || e_end < e_base) throw_range(env, args.fn(), "rowPtr is out of range for cols");
+    for (int64_t i = q0; i < q0 + sq; i++) {
+      if (row_ptr[i + 1] < row_ptr[i]) throw_range(env, args.fn(), "rowPtr decreases at row " + std::to_string(i));
+    }
+    for (int64_t e = e_base; e < e_end; e++) {
+      if (cols[e] < 0 || cols[e] >= q0 + sq) throw_range(env, args.fn(), "cols[" + std::to_string(e) + "] names a key outside the cached [0, q0 + sq)");
+    }
+    const size_t q_len = product(env, args.fn(), {b, h, sq, dh}), k_len = product(env, args.fn(), {b, h, sk, dh});
+    const size_t v_len = product(env, args.fn(), {b, h, sk, dv}), out_len = product(env, args.fn(), {b, h, sq, dv});
+    const Array q = args.array(0, "q", q_len), k = args.array(1, "k", k_len), v = args.array(2, "v", v_len);
+    const bool has_valid = !(info[5].IsNull() || info[5].IsUndefined());
+    const int32_t* valid = has_valid ? int32_array(args, info, 5, "keyValid", product(env, args.fn(), {b, sk})) : nullptr;
+    const int64_t bh = b * h, row_nnz = e_end - e_base;
+    Napi::Float32Array out = new_f32(env, out_len);
+    auto* probs = static_cast<float*>(scratch(kSlotE, static_cast<size_t>(std::max<int64_t>(1, bh * row_nnz)) * sizeof(float)));  // [BH, row nnz], not returned
+    const float* qr = maybe_rounded(q, q_len, bf16, kSlotA);
+    const float* kr = maybe_rounded(k, k_len, bf16, kSlotB);
+    const float* vr = maybe_rounded(v, v_len, bf16, kSlotC);
+    int64_t width = 1;
+    for (int64_t i = q0; i < q0 + sq; i++) width = std::max<int64_t>(width, row_ptr[i + 1] - row_ptr[i]);
+    const int64_t rows = bh * sq;
+    Ctx c{qr, kr, vr, nullptr, nullptr, row_ptr, cols, valid, nullptr, nullptr, nullptr, h, s, dh, dv, nnz, scale,
+          out.Data(), probs, nullptr, nullptr, nullptr, nullptr, sq, sk, q0, e_base, row_nnz};
+    if (out_len > 0) parallel_rows(c, kForward, rows, width, rows * width * (dh + dv) > 65536);
+    return out;
   });
 }
 

@@ -392,11 +392,29 @@ function registerSparseAttention(addon: NativeAddon): void {
     return addon.sparseAttentionBackward(q as Float32Array, k as Float32Array, v as Float32Array, rowPtr, cols, probs as Float32Array,
       g as Float32Array, b, h, s, dh, dv, scale, bf16);
   });
+
+  defineNativeKernel('sparseAttentionRows', (q, k, v, rowPtr, cols, keyValid, d, precision) => {
+    const name = 'sparseAttentionRows';
+    const bf16 = checkPrecision(name, precision);
+    for (const key of ['b', 'h', 'sq', 'q0', 'sk', 'dv'] as const) {
+      if (!Number.isInteger(d[key]) || d[key] < 0) throw new RangeError(`native ${name}: dims.${key} must be an integer ≥ 0, got ${String(d[key])}`);
+    }
+    if (!Number.isInteger(d.dh) || d.dh < 1) throw new RangeError(`native ${name}: dims.dh must be an integer ≥ 1, got ${String(d.dh)}`);
+    if (!Number.isFinite(d.scale)) throw new RangeError(`native ${name}: dims.scale must be finite`);
+    const { b, h, sq, q0, sk, dh, dv, scale } = d;
+    if (!(rowPtr instanceof Int32Array) || !(cols instanceof Int32Array)) throw new TypeError(`native ${name}: rowPtr and cols must be Int32Arrays`);
+    checkLen(name, 'q', q, b * h * sq * dh); checkLen(name, 'k', k, b * h * sk * dh); checkLen(name, 'v', v, b * h * sk * dv);
+    if (keyValid !== null && (!(keyValid instanceof Int32Array) || keyValid.length !== b * sk)) {
+      throw new RangeError(`native ${name}: keyValid must be an Int32Array of B·Sk = ${b * sk} entries or null, got ${typeName(keyValid)}`);
+    }
+    if (anyF64(q, k, v)) return ref(name)(q, k, v, rowPtr, cols, keyValid, d, precision);
+    return addon.sparseAttentionRows(q as Float32Array, k as Float32Array, v as Float32Array, rowPtr, cols, keyValid, b, h, sq, sk, q0, dh, dv, scale, bf16);
+  });
 }
 
 /** Names of the kernels registered above (for tests and `vilg info`). */
 export const NATIVE_KERNELS: readonly KernelName[] = [
   'matmul', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
   'groupNorm', 'groupNormBackward', 'softmax', 'softmaxBackward', 'unary', 'unaryBackward', 'binary',
-  'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward',
+  'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward', 'sparseAttentionRows',
 ];

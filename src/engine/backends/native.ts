@@ -70,12 +70,16 @@ export interface NativeAddon {
     s: number, dh: number, dv: number, scale: number, bf16: boolean): { out: F32; probs: F32 };
   sparseAttentionBackward(q: F32, k: F32, v: F32, rowPtr: Int32Array, cols: Int32Array, probs: F32, g: F32, b: number, h: number,
     s: number, dh: number, dv: number, scale: number, bf16: boolean): { dq: F32; dk: F32; dv: F32 };
+  /** Inference over a KV cache: pattern rows [q0, q0 + sq) against cached keys [BH, sk, D] → out [BH, sq, dv]. */
+  sparseAttentionRows(q: F32, k: F32, v: F32, rowPtr: Int32Array, cols: Int32Array, keyValid: Int32Array | null, b: number, h: number,
+    sq: number, sk: number, q0: number, dh: number, dv: number, scale: number, bf16: boolean): F32;
 }
 
 const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
   'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'configurePool', 'poolStats', 'matmul', 'conv2d', 'conv2dBackwardData',
   'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'softmax',
   'softmaxBackward', 'unary', 'unaryBackward', 'binary', 'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward',
+  'sparseAttentionRows',
 ];
 
 let addon: NativeAddon | null = null;

@@ -25,6 +25,15 @@ export interface SparseAttentionDims {
   scale: number;
 }
 
+export interface SparseAttentionRowsDims {
+  b: number; h: number;
+  /** Query rows (new positions) and their first pattern row. */
+  sq: number; q0: number;
+  /** Key rows of the cache (its capacity). */
+  sk: number;
+  dh: number; dv: number; scale: number;
+}
+
 declare module '../kernels.js' {
   interface KernelMap {
     /**
@@ -36,6 +45,13 @@ declare module '../kernels.js' {
     /** dq [BH, S, Dh], dk [BH, S, Dh], dv [BH, S, Dv] from g [BH, S, Dv] and the forward's probs [BH, nnz]. */
     sparseAttentionBackward(q: FloatArray, k: FloatArray, v: FloatArray, rowPtr: Int32Array, cols: Int32Array, probs: FloatArray,
       g: FloatArray, d: SparseAttentionDims, precision: Precision): { dq: FloatArray; dk: FloatArray; dv: FloatArray };
+    /**
+     * Inference over a KV cache: out [BH, Sq, Dv] for the pattern's query rows [q0, q0 + Sq), q [BH, Sq, Dh],
+     * keys/values k [BH, Sk, Dh], v [BH, Sk, Dv] (the cache), keyValid [B, Sk] or null. Every key those
+     * rows name is < q0 + Sq ≤ Sk (checked by the caller; native re-checks). No probs: nothing to backward.
+     */
+    sparseAttentionRows(q: FloatArray, k: FloatArray, v: FloatArray, rowPtr: Int32Array, cols: Int32Array, keyValid: Int32Array | null,
+      d: SparseAttentionRowsDims, precision: Precision): FloatArray;
   }
 }
 
@@ -152,6 +168,41 @@ defineKernel('sparseAttentionBackward', (q, k, v, rowPtr, cols, probs, g, d, pre
   return { dq, dk, dv: dvOut };
 });
 
+defineKernel('sparseAttentionRows', (q, k, v, rowPtr, cols, keyValid, d, precision) => {
+  const Q = maybeRound(q, precision), K = maybeRound(k, precision), V = maybeRound(v, precision);
+  const { b: nb, h, sq, q0, sk, dh, dv, scale } = d;
+  const out = allocLike(q, nb * h * sq * dv); // [BH, Sq, Dv]
+  const sc = new Float64Array(Math.max(1, maxRowLength(rowPtr.subarray(q0, q0 + sq + 1)))); // one row's scores
+  const acc = new Float64Array(dv);
+  for (let bh = 0; bh < nb * h; bh++) {
+    const kvOff = Math.floor(bh / h) * sk, ko = bh * sk * dh, vo = bh * sk * dv;
+    for (let r = 0; r < sq; r++) {
+      const i = q0 + r, e0 = rowPtr[i]!, e1 = rowPtr[i + 1]!, qi = (bh * sq + r) * dh;
+      let max = -Infinity;
+      for (let e = e0; e < e1; e++) {
+        const j = cols[e]!;
+        if (keyValid !== null && keyValid[kvOff + j] === 0) { sc[e - e0] = -Infinity; continue; }
+        let dot = 0;
+        for (let t = 0; t < dh; t++) dot += Q[qi + t]! * K[ko + j * dh + t]!;
+        sc[e - e0] = dot * scale;
+        if (sc[e - e0]! > max) max = sc[e - e0]!;
+      }
+      if (max === -Infinity) continue; // no allowed key: output stays zero
+      let sum = 0;
+      for (let e = 0; e < e1 - e0; e++) { const x = Math.exp(sc[e]! - max); sc[e] = x; sum += x; }
+      acc.fill(0);
+      for (let e = e0; e < e1; e++) {
+        const p = sc[e - e0]! / sum;
+        if (p === 0) continue;
+        const vj = vo + cols[e]! * dv;
+        for (let t = 0; t < dv; t++) acc[t] += p * V[vj + t]!;
+      }
+      out.set(acc, (bh * sq + r) * dv);
+    }
+  }
+  return out;
+});
+
 // ---------------------------------------------------------------- op
 
 export interface SparseAttentionOptions {
@@ -216,4 +267,57 @@ export function sparseAttention(q: Tensor, k: Tensor, v: Tensor, pattern: CsrPat
       needsGrad(v) ? new Tensor(gr.dv, v.shape) : null, // [B, H, S, Dv]
     ];
   });
+}
+
+/**
+ * Attention of new query positions over a KV cache, under a pattern: q [B, H, Sq, Dh] holds the queries of
+ * positions [q0, q0 + Sq) of the pattern; kCache [B, H, Sk, Dh] and vCache [B, H, Sk, Dv] hold the keys and
+ * values of positions [0, Sk) (only [0, q0 + Sq) need be filled: the pattern rows must name no later key,
+ * which holds for causal targets and a source fed whole). → [B, H, Sq, Dv], equal to rows [q0, q0 + Sq) of
+ * sparseAttention over the full sequence. Inference only (no graph): incremental decoding's attention.
+ */
+export function sparseAttentionRows(q: Tensor, kCache: Tensor, vCache: Tensor, pattern: CsrPattern, q0: number,
+  opts: SparseAttentionOptions = {}): Tensor {
+  const where = `sparseAttentionRows(q ${fmtShape(q.shape)}, k ${fmtShape(kCache.shape)}, v ${fmtShape(vCache.shape)}, q0 ${String(q0)})`;
+  for (const [name, t] of [['q', q], ['kCache', kCache], ['vCache', vCache]] as const) {
+    if (!(t instanceof Tensor)) throw new TypeError(`${where}: ${name} must be a Tensor`);
+    if (t.dtype !== 'f32' && t.dtype !== 'f64') throw new TypeError(`${where}: ${name} must be f32 or f64, got ${t.dtype}`);
+    if (t.rank !== 4) throw new RangeError(`${where}: ${name} must be rank 4 [B, H, S, D]`);
+    if (needsGrad(t)) throw new RangeError(`${where}: inference only — ${name} requires grad (run it under noGrad)`);
+  }
+  if (kCache.dtype !== q.dtype || vCache.dtype !== q.dtype) throw new TypeError(`${where}: q and the cache must share a dtype`);
+  const [b, h, sq, dh] = q.shape as [number, number, number, number];
+  const sk = kCache.shape[2]!, dv = vCache.shape[3]!;
+  if (kCache.shape[0] !== b || vCache.shape[0] !== b || kCache.shape[1] !== h || vCache.shape[1] !== h) throw new RangeError(`${where}: batch and head dims must match`);
+  if (vCache.shape[2] !== sk) throw new RangeError(`${where}: kCache and vCache must hold the same positions`);
+  if (kCache.shape[3] !== dh) throw new RangeError(`${where}: q and k head dims differ (${dh} vs ${kCache.shape[3]})`);
+  if (dh < 1) throw new RangeError(`${where}: the head dim must be ≥ 1`);
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${where}: opts must be an object`);
+  const extra = Object.keys(opts).filter((key) => key !== 'keyValid' && key !== 'scale');
+  if (extra.length > 0) throw new RangeError(`${where}: unknown option(s) ${extra.join(', ')}`);
+  if (typeof pattern !== 'object' || pattern === null) throw new TypeError(`${where}: pattern must be a SparsePattern`);
+  if (!Number.isInteger(q0) || q0 < 0 || q0 + sq > pattern.seqLen || q0 + sq > sk) {
+    throw new RangeError(`${where}: rows [q0, q0 + Sq) must lie inside the pattern's ${String(pattern.seqLen)} positions and the cache's ${sk}`);
+  }
+  if (!validated.has(pattern)) {
+    checkCsr(where, pattern.seqLen, pattern.rowPtr, pattern.cols);
+    if (pattern.nnz !== pattern.cols.length) throw new RangeError(`${where}: pattern.nnz ${pattern.nnz} ≠ cols.length ${pattern.cols.length}`);
+    if (Object.isFrozen(pattern)) validated.add(pattern);
+  }
+  const { rowPtr, cols } = pattern;
+  for (let e = rowPtr[q0]!; e < rowPtr[q0 + sq]!; e++) {
+    if (cols[e]! >= q0 + sq) throw new RangeError(`${where}: pattern row ${q0}..${q0 + sq - 1} names key ${cols[e]}, which is not cached yet (the rows must be causal)`);
+  }
+  const scale = opts.scale ?? 1 / Math.sqrt(dh);
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new RangeError(`${where}: scale must be a finite number, got ${String(scale)}`);
+  let keyValid: Int32Array | null = null;
+  if (opts.keyValid !== undefined) {
+    const kv = opts.keyValid;
+    if (!(kv instanceof Tensor) || kv.dtype !== 'i32') throw new TypeError(`${where}: keyValid must be an i32 tensor [B, Sk]`);
+    if (kv.rank !== 2 || kv.shape[0] !== b || kv.shape[1] !== sk) throw new RangeError(`${where}: keyValid ${fmtShape(kv.shape)} must be [B, Sk] = [${b}, ${sk}]`);
+    keyValid = kv.data as Int32Array;
+  }
+  const d: SparseAttentionRowsDims = { b, h, sq, q0, sk, dh, dv, scale };
+  const out = kernel('sparseAttentionRows')(q.data as FloatArray, kCache.data as FloatArray, vCache.data as FloatArray, rowPtr, cols, keyValid, d, getPrecision());
+  return new Tensor(out, [b, h, sq, dv]); // [B, H, Sq, Dv]
 }

@@ -57,35 +57,49 @@ export class VilgEmbeddings extends Module {
 
   /** tokens i32 [B, S] laid out as `parts` → [B, S, D]. */
   forward(parts: readonly Part[], tokens: Tensor): Tensor {
+    return this.forwardRange(parts, tokens, 0);
+  }
+
+  /**
+   * tokens i32 [B, m] of positions [start, start + m) of a sequence laid out as `parts` → [B, m, D]
+   * (incremental decoding embeds only the new positions; forward is the whole range).
+   */
+  forwardRange(parts: readonly Part[], tokens: Tensor, start: number): Tensor {
     const c = this.config;
     const S = parts.reduce((s, p) => s + partLength(p), 0);
-    if (tokens.dtype !== 'i32' || tokens.rank !== 2 || tokens.shape[1] !== S) {
-      throw new RangeError(`VilgEmbeddings: tokens must be i32 [B, ${S}] for these parts, got ${tokens.dtype} ${fmtShape(tokens.shape)}`);
+    if (tokens.dtype !== 'i32' || tokens.rank !== 2) throw new RangeError(`VilgEmbeddings: tokens must be i32 [B, m], got ${tokens.dtype} ${fmtShape(tokens.shape)}`);
+    const B = tokens.shape[0]!, m = tokens.shape[1]!, td = tokens.data as Int32Array;
+    if (!Number.isInteger(start) || start < 0 || m < 1 || start + m > S) {
+      throw new RangeError(`VilgEmbeddings: positions [${start}, ${start + m}) of tokens ${fmtShape(tokens.shape)} do not fit the parts' ${S} positions`);
     }
-    const B = tokens.shape[0]!, td = tokens.data as Int32Array;
     const pieces: Tensor[] = [];
-    let at = 0;
+    let at = 0; // the current part's first position
     for (const p of parts) {
-      const len = partLength(p);
-      const ids = new Int32Array(B * len); // [B, len]: this part's column block of tokens
-      for (let b = 0; b < B; b++) ids.set(td.subarray(b * S + at, b * S + at + len), b * len);
-      const idt = new Tensor(ids, [B, len]);
-      if (p.kind === 'text') {
-        if (len > c.maxTextLen) throw new RangeError(`VilgEmbeddings: a text segment of ${len} tokens exceeds maxTextLen ${c.maxTextLen}`);
-        const pos = add(slice(this.textPos.weight, 0, 0, len), this.typeRow('text', p.role)); // [T, D]
-        pieces.push(add(this.textTokens.forward(idt), pos));                                 // [B, T, D]
-      } else if (p.kind === 'image') {
-        if (p.grid[0] !== c.imageGrid[0] || p.grid[1] !== c.imageGrid[1]) {
-          throw new RangeError(`VilgEmbeddings: image grid [${p.grid.join(', ')}] differs from the config's [${c.imageGrid.join(', ')}]`);
+      const len = partLength(p), lo = Math.max(at, start), hi = Math.min(at + len, start + m);
+      if (p.kind === 'text' && len > c.maxTextLen) throw new RangeError(`VilgEmbeddings: a text segment of ${len} tokens exceeds maxTextLen ${c.maxTextLen}`);
+      if (p.kind === 'image' && (p.grid[0] !== c.imageGrid[0] || p.grid[1] !== c.imageGrid[1])) {
+        throw new RangeError(`VilgEmbeddings: image grid [${p.grid.join(', ')}] differs from the config's [${c.imageGrid.join(', ')}]`);
+      }
+      if (lo < hi) {
+        const l = hi - lo, o = lo - at; // l positions of this part, from offset o inside it
+        const ids = new Int32Array(B * l); // [B, l]: this part's column block of tokens
+        for (let b = 0; b < B; b++) ids.set(td.subarray(b * m + lo - start, b * m + hi - start), b * l);
+        const idt = new Tensor(ids, [B, l]);
+        if (p.kind === 'text') {
+          const pos = add(slice(this.textPos.weight, 0, o, o + l), this.typeRow('text', p.role));  // [l, D]
+          pieces.push(add(this.textTokens.forward(idt), pos));                                   // [B, l, D]
+        } else if (p.kind === 'image') {
+          const rows = l === len ? this.gridIdx.rows : slice(this.gridIdx.rows, 0, o, o + l);     // [l]
+          const cols = l === len ? this.gridIdx.cols : slice(this.gridIdx.cols, 0, o, o + l);     // [l]
+          const pos = add(add(this.imageRow.forward(rows), this.imageCol.forward(cols)), this.typeRow('image', p.role)); // [l, D]
+          pieces.push(add(this.imageTokens.forward(idt), pos));                                  // [B, l, D]
+        } else {
+          pieces.push(add(this.imageTokens.forward(idt), this.typeRow('image', 'target')));      // [B, 1, D]
         }
-        const pos = add(add(this.imageRow.forward(this.gridIdx.rows), this.imageCol.forward(this.gridIdx.cols)), this.typeRow('image', p.role)); // [n, D]
-        pieces.push(add(this.imageTokens.forward(idt), pos));                                // [B, n, D]
-      } else {
-        pieces.push(add(this.imageTokens.forward(idt), this.typeRow('image', 'target')));    // [B, 1, D]
       }
       at += len;
     }
-    return pieces.length === 1 ? pieces[0]! : concat(pieces, 1);                             // [B, S, D]
+    return pieces.length === 1 ? pieces[0]! : concat(pieces, 1);                               // [B, m, D]
   }
 
   private typeRow(modality: 'text' | 'image', role: Role): Tensor {

@@ -7,6 +7,7 @@ export * from './batch.js';
 export * from './embeddings.js';
 export * from './transformer.js';
 export * from './model.js';
+export * from './kv-cache.js';
 export * from './generate.js';
 export * from './io.js';
 export * from './train.js';

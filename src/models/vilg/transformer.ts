@@ -13,9 +13,10 @@ import { add } from '../../engine/ops/elementwise.js';
 import { gelu } from '../../engine/ops/elementwise.js';
 import { matmul } from '../../engine/ops/matmul.js';
 import { scaledDotProductAttention } from '../../engine/ops/attention.js';
-import { sparseAttention } from '../../engine/ops/sparse-attention.js';
+import { sparseAttention, sparseAttentionRows } from '../../engine/ops/sparse-attention.js';
 import { permute, reshape, split } from '../../engine/ops/shape.js';
 import type { Generator } from '../../engine/random.js';
+import { allocLike, type FloatArray } from '../../engine/dtype.js';
 import { Tensor, randn, zeros } from '../../engine/tensor.js';
 import { Dropout, LayerNorm } from '../../nn/layers.js';
 import { Module } from '../../nn/module.js';
@@ -91,6 +92,17 @@ export function layerAttentionInputs(segments: readonly Segment[], c: Pick<VilgC
   return out;
 }
 
+/**
+ * One layer's KV cache for incremental decoding (src/models/vilg/kv-cache.ts): keys and values of every
+ * position fed so far, the layer's pattern over the whole layout, and the padding of the keys.
+ */
+export interface LayerCache {
+  readonly k: Tensor;                // [B, H, S, Dh], positions [0, pos) filled
+  readonly v: Tensor;                // [B, H, S, Dh]
+  readonly pattern: SparsePattern;   // this layer's kind over the full layout (dense = the UniLM mask itself)
+  readonly keyValid: Tensor | null;  // i32 [B, S] or null
+}
+
 export class SelfAttention extends Module {
   readonly qkv: Projection;  // D → 3D (q, k, v in that order, heads contiguous)
   readonly proj: Projection; // D → D
@@ -113,6 +125,33 @@ export class SelfAttention extends Module {
       : sparseAttention(q, k, v, att.pattern, att.keyValid === null ? {} : { keyValid: att.keyValid }); // [B, H, S, Dh]
     const merged = reshape(permute(o, [0, 2, 1, 3]), [B, S, D]);                                        // [B, S, D]
     return this.drop.forward(this.proj.forward(merged));                                               // [B, S, D]
+  }
+
+  /**
+   * forward for the new positions [pos, pos + m) only (inference): their keys and values go into the
+   * cache, their queries attend to the cached keys their pattern rows allow (sparseAttentionRows).
+   */
+  forwardCached(x: Tensor, cache: LayerCache, pos: number): Tensor { // x [B, m, D]
+    const [B, m, D] = x.shape as [number, number, number];
+    const H = this.config.heads, Dh = D / H, S = cache.k.shape[2]!;
+    const qkv = this.qkv.forward(x);                                       // [B, m, 3D]
+    const src = qkv.data as FloatArray, kc = cache.k.data as FloatArray, vc = cache.v.data as FloatArray;
+    const q = allocLike(src, B * H * m * Dh);                              // [B, H, m, Dh]
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < m; t++) {
+        const row = (b * m + t) * 3 * D; // q | k | v of position pos + t, heads contiguous
+        for (let hd = 0; hd < H; hd++) {
+          const o = hd * Dh, c = ((b * H + hd) * S + pos + t) * Dh;
+          q.set(src.subarray(row + o, row + o + Dh), ((b * H + hd) * m + t) * Dh);
+          kc.set(src.subarray(row + D + o, row + D + o + Dh), c);
+          vc.set(src.subarray(row + 2 * D + o, row + 2 * D + o + Dh), c);
+        }
+      }
+    }
+    const o = sparseAttentionRows(new Tensor(q, [B, H, m, Dh]), cache.k, cache.v, cache.pattern, pos,
+      cache.keyValid === null ? {} : { keyValid: cache.keyValid });     // [B, H, m, Dh]
+    const merged = reshape(permute(o, [0, 2, 1, 3]), [B, m, D]);           // [B, m, D]
+    return this.drop.forward(this.proj.forward(merged));                   // [B, m, D]
   }
 }
 
@@ -151,5 +190,15 @@ export class Block extends Module {
     }
     const h = this.ln1.forward(add(x, this.attn.forward(x, att)));   // [B, S, D]
     return this.ln2.forward(add(h, this.mlp.forward(h)));            // [B, S, D]
+  }
+
+  /** forward over the new positions [pos, pos + m) with the layer's KV cache (inference). */
+  forwardCached(x: Tensor, cache: LayerCache, pos: number): Tensor { // x [B, m, D] → [B, m, D]
+    if (this.config.preLN) {
+      const h = add(x, this.attn.forwardCached(this.ln1.forward(x), cache, pos)); // [B, m, D]
+      return add(h, this.mlp.forward(this.ln2.forward(h)));                      // [B, m, D]
+    }
+    const h = this.ln1.forward(add(x, this.attn.forwardCached(x, cache, pos)));   // [B, m, D]
+    return this.ln2.forward(add(h, this.mlp.forward(h)));                        // [B, m, D]
   }
 }
