@@ -1,7 +1,7 @@
 // A small, strict argument parser: `--name value`, `--name=value`, boolean `--flag`, positionals.
 // Unknown options are errors, so a typo never silently runs with defaults.
 
-export type OptionSpec = Record<string, { type: 'string' | 'number' | 'boolean'; help: string; default?: string | number | boolean }>;
+export type OptionSpec = Record<string, { type: 'string' | 'number' | 'boolean'; help: string; default?: string | number | boolean; short?: string }>;
 export type ParsedOptions = Record<string, string | number | boolean | undefined>;
 
 export class UsageError extends Error {}
@@ -12,9 +12,11 @@ export function parseArgs(argv: readonly string[], spec: OptionSpec): { position
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (!arg.startsWith('--')) { positionals.push(arg); continue; }
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const short = /^-([a-zA-Z])$/.exec(arg)?.[1];
+    if (!arg.startsWith('--') && short === undefined) { positionals.push(arg); continue; }
+    const eq = short === undefined ? arg.indexOf('=') : -1;
+    const name = short === undefined ? arg.slice(2, eq < 0 ? undefined : eq) : Object.keys(spec).find((k) => spec[k]!.short === short);
+    if (name === undefined) throw new UsageError(`unknown option -${short} (known: ${Object.entries(spec).filter(([, s]) => s.short !== undefined).map(([k, s]) => `-${s.short} (--${k})`).join(', ') || 'none'})`);
     const s = spec[name];
     if (s === undefined) throw new UsageError(`unknown option --${name} (known: ${Object.keys(spec).map((k) => `--${k}`).join(', ') || 'none'})`);
     if (s.type === 'boolean') {
@@ -35,6 +37,6 @@ export function parseArgs(argv: readonly string[], spec: OptionSpec): { position
 
 export function formatOptions(spec: OptionSpec): string {
   return Object.entries(spec)
-    .map(([k, s]) => `  --${k}${s.type === 'boolean' ? '' : ` <${s.type}>`}`.padEnd(28) + s.help + (s.default !== undefined && s.default !== false ? ` (default ${String(s.default)})` : ''))
+    .map(([k, s]) => `  ${s.short === undefined ? '' : `-${s.short}, `}--${k}${s.type === 'boolean' ? '' : ` <${s.type}>`}`.padEnd(28) + s.help + (s.default !== undefined && s.default !== false ? ` (default ${String(s.default)})` : ''))
     .join('\n');
 }

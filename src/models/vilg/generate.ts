@@ -53,7 +53,7 @@ export interface ImageStep {
   readonly codes: Int32Array;
 }
 
-export interface CaptionOptions {
+export interface TextDecodeOptions {
   /** Text positions of the generated row, [CLS] and [SEP] included (≤ maxTextLen, ≥ 2): a caption has at most maxLen − 2 tokens (default config.maxTextLen). */
   maxLen?: number;
   /** 0 = greedy argmax (default 0); > 0 samples from softmax(logits / temperature). */
@@ -70,6 +70,8 @@ export interface CaptionOptions {
   noRepeatNgram?: number;
   /** Incremental decoding with a KV cache (default true). */
   kvCache?: boolean;
+  /** Token ids never generated, besides [PAD] and [CLS] (e.g. the other language's; default none). */
+  banned?: readonly number[];
 }
 
 /** A decoded text: its ids (without [CLS]/[SEP]), Σ log-probabilities (with [SEP]'s when it ended with one), and logprob / length^α. */
@@ -389,12 +391,12 @@ export function endToEndZemb(model: ErnieVilg, text: Tensor, codes: Tensor, spec
 // ---------------------------------------------------------------- image → text
 
 /** Image→text: codes i32 [B, h, w] → token id arrays (without [CLS]/[SEP]) per image; stops at [SEP]. */
-export function generateCaptions(model: ErnieVilg, codes: Tensor, specials: { pad: number; cls: number; sep: number }, o: CaptionOptions = {}): number[][] {
+export function generateCaptions(model: ErnieVilg, codes: Tensor, specials: { pad: number; cls: number; sep: number }, o: TextDecodeOptions = {}): number[][] {
   return runSteps(textDecodeSteps(model, codes, null, specials, o)).map((r) => r.tokens);
 }
 
 /** Generative VQA: codes + question rows i32 [B, Tq] → answer ids per image (greedy by default). */
-export function answerQuestions(model: ErnieVilg, codes: Tensor, question: Tensor, specials: { pad: number; cls: number; sep: number }, o: CaptionOptions = {}): number[][] {
+export function answerQuestions(model: ErnieVilg, codes: Tensor, question: Tensor, specials: { pad: number; cls: number; sep: number }, o: TextDecodeOptions = {}): number[][] {
   return runSteps(textDecodeSteps(model, codes, question, specials, o)).map((r) => r.tokens);
 }
 
@@ -404,10 +406,10 @@ export function answerQuestions(model: ErnieVilg, codes: Tensor, question: Tenso
  * first [SEP]; [PAD] and [CLS] are never generated (a [PAD] would break the right-padded layout).
  * beams ≥ 2 runs beam search image by image; otherwise all images decode as one batch.
  */
-export function* textDecodeSteps(model: ErnieVilg, codes: Tensor, question: Tensor | null, specials: TextSpecials, o: CaptionOptions = {}): Generator<number, TextResult[], void> {
+export function* textDecodeSteps(model: ErnieVilg, codes: Tensor, question: Tensor | null, specials: TextSpecials, o: TextDecodeOptions = {}): Generator<number, TextResult[], void> {
   const where = question === null ? 'generateCaptions' : 'answerQuestions';
   const c = checkModel(where, model);
-  checkOptions(where, o, ['maxLen', 'temperature', 'topK', 'generator', 'beams', 'lengthPenalty', 'noRepeatNgram', 'kvCache']);
+  checkOptions(where, o, ['maxLen', 'temperature', 'topK', 'generator', 'beams', 'lengthPenalty', 'noRepeatNgram', 'kvCache', 'banned']);
   const sp = checkSpecials(where, specials, c, true);
   const B = checkCodes(where, codes, c);
   if (question !== null) checkTextRows(where, 'question', question, c, sp.pad, B);
@@ -424,8 +426,12 @@ export function* textDecodeSteps(model: ErnieVilg, codes: Tensor, question: Tens
   if (beams > 1 && temperature > 0) throw new RangeError(`${where}: beam search is deterministic; use temperature 0 with beams > 1`);
   const cached = checkFlag(where, 'kvCache', o.kvCache ?? true);
   const gen = checkGenerator(where, o.generator);
+  const banned = o.banned ?? [];
+  if (!Array.isArray(banned)) throw new RangeError(`${where}: banned must be an array of token ids`);
+  for (const id of banned) checkId(where, 'banned id', id, c.textVocab);
+  if (banned.includes(sp.sep)) throw new RangeError(`${where}: [SEP] cannot be banned (texts could not end)`);
   const src = new TextSource(c, codes, question, sp, T);
-  const dec: TextDecoding = { sp, T, V: c.textVocab, alpha, ngram, where };
+  const dec: TextDecoding = { sp, T, V: c.textVocab, alpha, ngram, where, banned: [sp.pad, sp.cls, ...banned] };
   if (beams === 1) return yield* batchTextSteps(model, src, dec, { temperature, topK, topP: 1 }, gen, cached);
   const out: TextResult[] = [];
   for (let i = 0; i < B; i++) out.push(yield* beamSteps(model, src.select([i]), dec, beams, cached));
@@ -433,7 +439,7 @@ export function* textDecodeSteps(model: ErnieVilg, codes: Tensor, question: Tens
 }
 
 /** What the text decoders share. */
-interface TextDecoding { readonly sp: TextSpecials; readonly T: number; readonly V: number; readonly alpha: number; readonly ngram: number; readonly where: string }
+interface TextDecoding { readonly sp: TextSpecials; readonly T: number; readonly V: number; readonly alpha: number; readonly ngram: number; readonly where: string; readonly banned: readonly number[] }
 
 /** The source side of a text decoding (codes, optional question) and the layouts it makes, for any subset of rows. */
 class TextSource {
@@ -511,7 +517,7 @@ function* batchTextSteps(model: ErnieVilg, src: TextSource, d: TextDecoding, s: 
     const next = new Int32Array(B).fill(sp.sep); // the token fed at position j + 1 (finished rows: a placeholder)
     for (let i = 0; i < B; i++) {
       if (done[i]) continue;
-      const banned = new Set([sp.pad, sp.cls]);
+      const banned = new Set(d.banned);
       repeatedNgramBans(out[i]!, d.ngram, banned);
       const tok = pickToken(d.where, x, i * V, V, s, u[i * steps + j]!, banned);
       logp[i] += logSoftmaxAt(x, i * V, V, tok);
@@ -554,7 +560,7 @@ function* beamSteps(model: ErnieVilg, src: TextSource, d: TextDecoding, k: numbe
     // Each hypothesis offers its 2k best allowed tokens: enough for k live ones, since each has one [SEP].
     const cands: { h: number; tok: number; score: number }[] = [];
     live.forEach((h, hi) => {
-      const banned = new Set([sp.pad, sp.cls]);
+      const banned = new Set(d.banned);
       repeatedNgramBans(h.tokens, d.ngram, banned);
       const lp: { tok: number; v: number }[] = [];
       let max = -Infinity, sum = 0;

@@ -11,3 +11,4 @@ export * from './kv-cache.js';
 export * from './generate.js';
 export * from './io.js';
 export * from './train.js';
+export * from './pipeline.js';
