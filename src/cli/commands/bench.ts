@@ -58,6 +58,42 @@ export const commands: Record<string, Command> = {
       if (o['markdown']) process.stdout.write('\n' + trainMarkdown(rows) + '\n');
     },
   },
+  'bench sample': {
+    summary: 'time generation (text → image N = 1 / 8, captions greedy / beam 4; with and without the KV cache) against PyTorch',
+    options: {
+      model: { type: 'string', help: 'model directory (default: the package\'s models/vilg-shapes)' },
+      json: { type: 'boolean', help: 'print one JSON object per line' },
+      markdown: { type: 'boolean', help: 'print a Markdown table at the end' },
+      rounds: { type: 'number', help: 'alternating rounds per case', default: 5 },
+      filter: { type: 'string', help: 'only cases whose "case n kv|nokv" contains this' },
+      prompt: { type: 'string', help: 'the prompt', default: 'a small red circle' },
+      'no-torch': { type: 'boolean', help: 'skip the PyTorch baseline' },
+      python: { type: 'string', help: 'python with torch', default: '/usr/bin/python3' },
+    },
+    async run(_pos, o) {
+      await import('../../engine/index.js');
+      const { VilgPipeline } = await import('../../models/vilg/pipeline.js');
+      const { benchSample, sampleMarkdown } = await import('../../bench/sample.js');
+      const { DEFAULT_MODEL } = await import('./generate.js');
+      const { fileURLToPath } = await import('node:url');
+      const { join } = await import('node:path');
+      const dir = typeof o['model'] === 'string' ? o['model'] : join(fileURLToPath(new URL('../../../../', import.meta.url)), DEFAULT_MODEL);
+      let vilg: import('../../models/vilg/pipeline.js').VilgPipeline;
+      try { vilg = await VilgPipeline.load(dir); } catch (e) { throw new UsageError((e as Error).message); }
+      const f = (x: number | null, d: number, w: number): string => (x === null ? '—' : x.toFixed(d)).padStart(w);
+      const rows = await benchSample(vilg, {
+        rounds: positiveInt(o['rounds'], 'rounds'), torch: !o['no-torch'], python: o['python'] as string, prompt: o['prompt'] as string,
+        ...(typeof o['filter'] === 'string' ? { filter: o['filter'] } : {}),
+        onProgress: (m) => process.stderr.write(m + '\n'),
+        onRow: (r) => {
+          if (o['json']) process.stdout.write(JSON.stringify(r) + '\n');
+          else process.stdout.write(`${r.case.padEnd(15)} N ${String(r.n).padStart(2)} ${r.kv_cache ? 'kv  ' : 'nokv'} ${f(r.ms, 1, 9)} ms ${f(r.tokens_per_s, 0, 7)} tok/s` +
+            `${r.torch_ms === null ? '' : `  torch ${f(r.torch_ms, 1, 9)} ms ${f(r.torch_tokens_per_s, 0, 7)} tok/s  ratio ${f(r.ratio, 2, 5)}  same ${String(r.same_output)}`}\n`);
+        },
+      });
+      if (o['markdown']) process.stdout.write('\n' + sampleMarkdown(rows) + '\n');
+    },
+  },
 };
 
 export function positiveInt(v: unknown, name: string): number {
