@@ -7,13 +7,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeShapesSample, sceneConfig } from '../../src/data/shapes/prepare.js';
 import { encodePng } from '../../src/data/image.js';
-import { Tensor } from '../../src/engine/index.js';
+import { Tensor, noGrad } from '../../src/engine/index.js';
+import { tensorToRgb } from '../../src/util/png.js';
 import { VilgPipeline, textLogLikelihood, textRows, type GeneratedImage } from '../../src/models/vilg/index.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -38,6 +39,23 @@ test('load: a model dir, a run dir holding model/, and errors that name what is 
     cpSync(MODEL, join(tmp, 'bad'), { recursive: true });
     writeFileSync(join(tmp, 'bad', 'model.safetensors'), Buffer.alloc(100));
     await assert.rejects(VilgPipeline.load(join(tmp, 'bad')), /safetensors/i);
+  } finally { rmSync(tmp, { recursive: true, force: true }); }
+});
+
+test('a two-stage model decodes through the codebook (VQModel.decodeCodes), not z_emb', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'vilg-two-'));
+  try {
+    cpSync(MODEL, tmp, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(tmp, 'config.json'), 'utf8')) as { mode: string };
+    writeFileSync(join(tmp, 'config.json'), JSON.stringify({ ...cfg, mode: 'two-stage' }));
+    const two = await VilgPipeline.load(tmp);
+    assert.equal(two.info.mode, 'two-stage');
+    const r = await two.textToImage('a small red circle', { n: 2, seed: 3 });
+    const e2e = await vilg.textToImage('a small red circle', { n: 2, seed: 3 });
+    assert.deepEqual(r.images.map((im) => [...im.codes]), e2e.images.map((im) => [...im.codes]), 'same codes: only the decoder path differs');
+    const viaCodebook = tensorToRgb(noGrad(() => two.imageTokenizer.decodeCodes(new Tensor(Int32Array.from(r.images[0]!.codes), [1, 8, 8]))))[0]!;
+    assert.deepEqual(r.images[0]!.rgb, viaCodebook);
+    assert.notDeepEqual(e2e.images[0]!.rgb, viaCodebook);
   } finally { rmSync(tmp, { recursive: true, force: true }); }
 });
 

@@ -562,14 +562,22 @@ function* beamSteps(model: ErnieVilg, src: TextSource, d: TextDecoding, k: numbe
     live.forEach((h, hi) => {
       const banned = new Set(d.banned);
       repeatedNgramBans(h.tokens, d.ngram, banned);
-      const lp: { tok: number; v: number }[] = [];
       let max = -Infinity, sum = 0;
       for (let c = 0; c < V; c++) if (x![hi * V + c]! > max) max = x![hi * V + c]!;
       for (let c = 0; c < V; c++) sum += Math.exp(x![hi * V + c]! - max);
       const lse = max + Math.log(sum);
-      for (let c = 0; c < V; c++) if (!banned.has(c)) lp.push({ tok: c, v: x![hi * V + c]! - lse });
-      lp.sort((a, b) => b.v - a.v || a.tok - b.tok);
-      for (const e of lp.slice(0, 2 * k)) cands.push({ h: hi, tok: e.tok, score: h.score + e.v });
+      // The 2k best allowed tokens, most likely first (ties → lower id): insertion into a short list.
+      const top: { tok: number; v: number }[] = [];
+      for (let c = 0; c < V; c++) {
+        if (banned.has(c)) continue;
+        const v = x![hi * V + c]! - lse;
+        if (top.length === 2 * k && v <= top[top.length - 1]!.v) continue;
+        let at = top.length;
+        while (at > 0 && top[at - 1]!.v < v) at--;
+        top.splice(at, 0, { tok: c, v });
+        if (top.length > 2 * k) top.pop();
+      }
+      for (const e of top) cands.push({ h: hi, tok: e.tok, score: h.score + e.v });
     });
     cands.sort((a, b) => b.score - a.score || a.h - b.h || a.tok - b.tok);
     const next: (Hypothesis & { from: number })[] = [];

@@ -75,6 +75,7 @@ export class KvCache {
       throw new RangeError(`KvCache.select: rows must be ≥ 1 indices in [0, ${this.rows}), got [${from.join(', ')}]`);
     }
     const B = from.length;
+    if (B === this.rows && from.every((r, i) => r === i)) return; // nothing moves
     const gather = (t: Tensor): Tensor => {
       const per = t.size / this.rows, src = t.data as Float32Array;
       const out = new (src.constructor as Float32ArrayConstructor)(B * per); // [B, ...] (Int32Array for keyValid)
