@@ -1,6 +1,10 @@
 // Engine, stream, primitive cache, argument checks and the error boundary (memory: see memory.cc).
 #include "common.h"
 
+#include <pthread.h>
+
+#include <csignal>
+
 #include <cmath>
 #include <cstdlib>
 #include <list>
@@ -221,6 +225,32 @@ size_t product(const Napi::Env& env, const char* fn, std::initializer_list<int64
   return static_cast<size_t>(p);
 }
 
+namespace {
+
+/**
+ * Blocks asynchronous signals for the duration of a native call. oneDNN's JIT f32 gemm
+ * (jit_avx512_common_gemm_f32) points RSP into heap memory while it runs, so a signal handled on that thread
+ * (SIGPROF from `node --cpu-prof`, SIGINT/SIGTERM, a timer) pushes its frame into the heap and corrupts it
+ * (oneDNN issue #4845; reproduced here: `node --cpu-prof` over a loop of 8×256×256 matmuls aborted with
+ * "corrupted size vs. prev_size"). Threads OpenMP creates inside a call inherit the mask, so its workers
+ * never take such a signal either. Pending signals are delivered when the call returns (≤ one kernel late);
+ * synchronous faults stay unblocked.
+ */
+struct SignalBlock {
+#if defined(__unix__) || defined(__APPLE__)
+  sigset_t old;
+  SignalBlock() {
+    sigset_t all;
+    sigfillset(&all);
+    for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT}) sigdelset(&all, s);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+  }
+  ~SignalBlock() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+#endif
+};
+
+}  // namespace
+
 Napi::Value guarded(const Napi::CallbackInfo& info, const std::function<Napi::Value()>& body) {
   Napi::Env env = info.Env();
   // A kernel calls back into JS only for its output allocator; that must not call the addon again
@@ -229,6 +259,7 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const std::function<Napi::Va
   if (depth > 0) throw Napi::Error::New(env, "vilg_native: re-entrant call from the output allocator");
   try {
     std::lock_guard<std::mutex> lock(compute_mutex());
+    SignalBlock no_signals;
     struct Depth { Depth() { depth++; } ~Depth() { depth--; } } in_call;
     return body();
   } catch (const Napi::Error&) {
