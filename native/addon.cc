@@ -40,6 +40,7 @@ Napi::Value Version(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(args.env());
     o.Set("dnnl", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
     o.Set("isa", isa_name(dnnl::get_effective_cpu_isa()));
+    o.Set("bf16", bf16_native() ? "native" : "emulated (no bf16 primitives on this CPU: f32 primitives on bf16-rounded operands)");
     o.Set("threads", omp_get_max_threads());
     return o;
   });

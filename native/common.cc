@@ -225,6 +225,27 @@ size_t product(const Napi::Env& env, const char* fn, std::initializer_list<int64
   return static_cast<size_t>(p);
 }
 
+bool bf16_native() {
+  static const bool native = [] {
+    try {
+      using md = dnnl::memory::desc;
+      md a({2, 2}, dt::bf16, tag::ab), c({2, 2}, dt::f32, tag::ab);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, a, c), engine());
+      return pd.get() != nullptr;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return native;
+}
+
+const float* bf16_values_f32(const void* x, bool is_bf16_bits, size_t n, int slot) {
+  auto* dst = static_cast<float*>(scratch(slot, n * sizeof(float)));
+  if (is_bf16_bits) bf16_to_f32(static_cast<const uint16_t*>(x), dst, n);
+  else round_bf16(static_cast<const float*>(x), dst, n);
+  return dst;
+}
+
 namespace {
 
 /**

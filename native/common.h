@@ -55,7 +55,18 @@ std::string make_key(const char* op, std::initializer_list<int64_t> fields);
  * do not page-fault fresh allocations. Valid until the next scratch() call with the same slot.
  */
 void* scratch(int slot, size_t bytes);
-enum ScratchSlot { kScratchPad = 0, kSlotA = 1, kSlotB = 2, kSlotC = 3, kSlotD = 4, kSlotE = 5, kSlotF = 6, kSlotG = 7 };
+enum ScratchSlot { kScratchPad = 0, kSlotA = 1, kSlotB = 2, kSlotC = 3, kSlotD = 4, kSlotE = 5, kSlotF = 6, kSlotG = 7,
+                   kSlotWideA = 8, kSlotWideB = 9 };  // Wide*: bf16 emulation's f32 copies (bf16_native() false)
+constexpr int kScratchSlots = 10;
+
+/**
+ * Whether oneDNN has bf16 primitives on this CPU (AVX-512 cores and up; checked once). Without them (e.g. an
+ * AVX2-only CPU) bf16 precision is emulated with the same semantics: operands rounded to bf16 values, held
+ * in f32, products accumulated in f32 by the f32 primitives.
+ */
+bool bf16_native();
+/** x's first n values as f32 rounded to bf16 (bf16 storage is widened exactly), in a scratch slot. */
+const float* bf16_values_f32(const void* x, bool is_bf16_bits, size_t n, int slot);
 
 /** dnnl::memory over scratch slot `slot`, sized for `md`. */
 dnnl::memory scratch_memory(const dnnl::memory::desc& md, int slot);

@@ -59,6 +59,15 @@ bool compute_bf16(bool flag, std::initializer_list<const Array*> inputs) {
   return true;
 }
 
+/** An input as f32 bf16-rounded values: bf16 requested on a CPU without bf16 primitives (emulation). */
+Array emulated(const Array& a, size_t len, int slot) {
+  Array r;
+  r.data = const_cast<float*>(bf16_values_f32(a.data, a.is_bf16(), len, slot));
+  r.length = len;
+  r.type = napi_float32_array;
+  return r;
+}
+
 /** The forward primitive_desc the backward ones are hinted with (same types, no bias). */
 dnnl::convolution_forward::primitive_desc fwd_hint(const ConvDims& d, dt type) {
   return conv_fwd_pd(x_md(d, type), w_any(d, type), nullptr, y_md(d, type), geom(d));
@@ -124,9 +133,10 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Args args(info, "conv2d", 5);
     const ConvDims d = read_dims(args, 3);
-    const Array x = args.array(0, "x", d.x_len, true), w = args.array(1, "w", d.w_len, true);
+    Array x = args.array(0, "x", d.x_len, true), w = args.array(1, "w", d.w_len, true);
     const Array bias = args.optional_array(2, "bias", static_cast<size_t>(d.co));
-    const bool bf16 = compute_bf16(args.flag(4, "bf16"), {&x, &w});
+    bool bf16 = compute_bf16(args.flag(4, "bf16"), {&x, &w});
+    if (bf16 && !bf16_native()) { x = emulated(x, d.x_len, kSlotWideA); w = emulated(w, d.w_len, kSlotWideB); bf16 = false; }
     const bool has_bias = bias.data != nullptr;
     const dt type = bf16 ? dt::bf16 : dt::f32, w_type = w.is_bf16() ? dt::bf16 : dt::f32;
 
@@ -154,8 +164,9 @@ Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Args args(info, "conv2dBackwardData", 4);
     const ConvDims d = read_dims(args, 2);
-    const Array g = args.array(0, "g", d.y_len, true), w = args.array(1, "w", d.w_len, true);
-    const bool bf16 = compute_bf16(args.flag(3, "bf16"), {&g, &w});
+    Array g = args.array(0, "g", d.y_len, true), w = args.array(1, "w", d.w_len, true);
+    bool bf16 = compute_bf16(args.flag(3, "bf16"), {&g, &w});
+    if (bf16 && !bf16_native()) { g = emulated(g, d.y_len, kSlotWideA); w = emulated(w, d.w_len, kSlotWideB); bf16 = false; }
     const dt type = bf16 ? dt::bf16 : dt::f32, w_type = w.is_bf16() ? dt::bf16 : dt::f32;
 
     EntryPtr e = cached(conv_key("conv2dBackwardData", d, bf16, false) + (w.is_bf16() ? "w16" : ""), [&] {
@@ -179,8 +190,10 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
     Args args(info, "conv2dBackwardWeights", 5);
     const ConvDims d = read_dims(args, 2);
     const bool with_bias = args.flag(3, "withBias");
-    const Array x = args.array(0, "x", d.x_len, true), g = args.array(1, "g", d.y_len, true);
-    const bool bf16 = compute_bf16(args.flag(4, "bf16"), {&x, &g});
+    const Array x0 = args.array(0, "x", d.x_len, true), g = args.array(1, "g", d.y_len, true);
+    bool bf16 = compute_bf16(args.flag(4, "bf16"), {&x0, &g});
+    Array x = x0, gc = g;  // the conv's inputs; the bias gradient below reads g itself, as in native bf16
+    if (bf16 && !bf16_native()) { x = emulated(x0, d.x_len, kSlotWideA); gc = emulated(g, d.y_len, kSlotWideB); bf16 = false; }
     const dt type = bf16 ? dt::bf16 : dt::f32;
 
     EntryPtr e = cached(conv_key("conv2dBackwardWeights", d, bf16, false), [&] {
@@ -195,7 +208,7 @@ Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info) {
     dnnl::memory diff_w = e->prims.size() < 2 ? user : scratch_memory(e->mds[1], kSlotC);
     execute(e->prims[0],
             {{DNNL_ARG_SRC, dnnl::memory(x_md(d, type), engine(), activation(x, d.x_len, bf16, kSlotA))},
-             {DNNL_ARG_DIFF_DST, dnnl::memory(y_md(d, type), engine(), activation(g, d.y_len, bf16, kSlotB))},
+             {DNNL_ARG_DIFF_DST, dnnl::memory(y_md(d, type), engine(), activation(gc, d.y_len, bf16, kSlotB))},
              {DNNL_ARG_DIFF_WEIGHTS, diff_w}},
             e->mds[0]);
     if (e->prims.size() >= 2) execute(e->prims[1], {{DNNL_ARG_FROM, diff_w}, {DNNL_ARG_TO, user}}, e->mds[2]);

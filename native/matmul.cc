@@ -37,6 +37,13 @@ const void* as_type(const Array& x, size_t count, bool want_bf16, int slot) {
 }  // namespace
 
 void matmul_exec(const void* a, const void* b, float* c, const MatmulShape& s, bool bf16) {
+  if (bf16 && !bf16_native()) {  // emulate: the bf16 operands widened exactly, an f32 product
+    const int64_t span_a = s.stride_a == 0 ? s.m * s.k : (s.batch - 1) * s.stride_a + s.m * s.k;
+    const int64_t span_b = s.stride_b == 0 ? s.k * s.n : (s.batch - 1) * s.stride_b + s.k * s.n;
+    matmul_exec(bf16_values_f32(a, true, static_cast<size_t>(span_a), kSlotWideA),
+                bf16_values_f32(b, true, static_cast<size_t>(span_b), kSlotWideB), c, s, false);
+    return;
+  }
   const dt type = bf16 ? dt::bf16 : dt::f32;
   // Both operands broadcast: every batch item is the same product, computed once and copied.
   const int64_t eff_batch = (s.stride_a == 0 && s.stride_b == 0) ? 1 : s.batch;

@@ -27,7 +27,7 @@ struct Slot {
   void* p = nullptr;
   size_t cap = 0;
 };
-Slot g_slots[8];
+Slot g_slots[kScratchSlots];
 }  // namespace
 
 void* scratch(int slot, size_t bytes) {

@@ -34,7 +34,7 @@ export interface NativePoolStats {
  * Conv dims: [N, H, W, CI, CO, KH, KW, strideH, strideW, padTop, padLeft, padBottom, padRight, OH, OW].
  */
 export interface NativeAddon {
-  version(): { dnnl: string; isa: string; threads: number };
+  version(): { dnnl: string; isa: string; bf16: string; threads: number };
   /** The LRU primitive cache (VILG_PRIMITIVE_CACHE entries). */
   cacheStats(): { size: number; capacity: number; hits: number; misses: number };
   setCacheCapacity(capacity: number): void;
