@@ -1,4 +1,4 @@
-// `vilg data tokenizer`: trains the WordPiece text tokenizer on a prepared data set's train captions.
+// `vilg data tokenizer`: trains the WordPiece text tokenizer on a prepared data set's train texts (captions, VQA questions and answers).
 import { UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import type { Lang } from '../../data/format.js';

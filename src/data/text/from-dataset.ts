@@ -45,9 +45,19 @@ export interface DatasetTokenizerReport {
   files: string[];
 }
 
+/**
+ * Every text the generator reads or writes: captions, and the VQA questions and answers (a tokenizer trained
+ * on captions alone left the shapes questions' words — "how", "many", "what", "?" — as [UNK]).
+ */
 function captionsOf(records: readonly SampleRecord[], langs: readonly Lang[]): { lang: Lang; text: string }[] {
   const out: { lang: Lang; text: string }[] = [];
-  for (const r of records) for (const lang of langs) for (const text of r.captions[lang] ?? []) if (text.trim() !== '') out.push({ lang, text });
+  const add = (lang: Lang, text: string | undefined): void => { if (text !== undefined && text.trim() !== '') out.push({ lang, text }); };
+  for (const r of records) {
+    for (const lang of langs) {
+      for (const text of r.captions[lang] ?? []) add(lang, text);
+      for (const q of r.vqa ?? []) { add(lang, q.question[lang]); add(lang, q.answer[lang]); }
+    }
+  }
   return out;
 }
 
