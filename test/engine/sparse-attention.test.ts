@@ -197,4 +197,12 @@ test('native sparse kernels and the addon itself reject bad CSR input (never cra
   assert.throws(() => addon.sparseAttention(f4, f4, f4, Int32Array.from([0, 2, 1]), Int32Array.from([0, 1]), null, 1, 1, 2, 2, 2, 1, false), RangeError);
   assert.throws(() => addon.sparseAttention(f4, f4, f4, rp, Int32Array.from([0, 1]), new Int32Array(1), 1, 1, 2, 2, 2, 1, false), /keyValid/);
   assert.throws(() => addon.sparseAttentionBackward(f4, f4, f4, rp, Int32Array.from([0, 1]), f4, new Float32Array(1), 1, 1, 2, 2, 2, 1, false), /g has 1/);
+  // The KV-cache kernel: rows [q0, q0 + sq) must stay in the pattern and the cache, and name only cached keys.
+  const f2 = new Float32Array(2), causal = Int32Array.from([0, 1, 3]), cc = Int32Array.from([0, 0, 1]); // row 0: {0}, row 1: {0, 1}
+  assert.ok(addon.sparseAttentionRows(f2, f4, f4, causal, cc, null, 1, 1, 1, 2, 1, 2, 2, 1, false).length === 2);
+  assert.throws(() => addon.sparseAttentionRows(f2, f4, f4, causal, cc, null, 1, 1, 1, 2, 2, 2, 2, 1, false), /inside the pattern and the cache/);
+  assert.throws(() => addon.sparseAttentionRows(f2, f4, f4, rp, Int32Array.from([1, 0]), null, 1, 1, 1, 2, 0, 2, 2, 1, false), /outside the cached/);
+  assert.throws(() => addon.sparseAttentionRows(f2, f4, f4, causal, Int32Array.from([0, 0, 9]), null, 1, 1, 1, 2, 1, 2, 2, 1, false), /outside the cached/);
+  assert.throws(() => addon.sparseAttentionRows(f2, new Float32Array(3), f4, causal, cc, null, 1, 1, 1, 2, 1, 2, 2, 1, false), /k/);
+  assert.throws(() => addon.sparseAttentionRows(f2, f4, f4, causal, cc, new Int32Array(1), 1, 1, 1, 2, 1, 2, 2, 1, false), /keyValid/);
 });
