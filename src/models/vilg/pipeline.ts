@@ -322,8 +322,8 @@ export class VilgPipeline {
     return this.text.decode([...ids]).replace(/(?<=[\u3000-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u9fff\uff00-\uffef])/g, '');
   }
 
-  /** Vocabulary ids outside a language: CJK pieces for 'en', Latin-letter pieces for 'zh' (cached). */
-  private languageBans(lang: 'en' | 'zh'): number[] {
+  /** Vocabulary ids outside a language: CJK pieces for 'en', Latin-letter pieces for 'zh' (cached; what caption({ lang }) bans). */
+  languageBans(lang: 'en' | 'zh'): number[] {
     const cached = this.bans.get(lang);
     if (cached !== undefined) return cached;
     const re = lang === 'en' ? CJK : LATIN, sp = this.specials;

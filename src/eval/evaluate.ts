@@ -1,0 +1,641 @@
+// `vilg eval`: a trained model scored on a split of a prepared data set — text→image, image→text and
+// generative VQA — with calibration rows, so every figure can be read against what the evaluation itself
+// can and cannot see. The CLI (src/cli/commands/eval.ts) is a thin layer over runEval + writeEvalOutputs.
+//
+// t2i  Every sample's main caption (captions[lang][0]) is a prompt; one image is sampled per prompt
+//      (temperature 1, top-k 32 by default), prompts batched batchSize rows per call. On `shapes` data the
+//      image is read back by the data set's checker (src/data/shapes/checker.ts) and compared with the
+//      sample's attributes: count, colour, shape, size, position, relation, and all together. The same
+//      checker also scores three calibration rows:
+//        real            the test images themselves (the checker's own accuracy: the ceiling of the method),
+//        reconstruction  the test images' tokenizer codes decoded by the model's own pixel path (the paper's
+//                        "gold image sequence": the best a generator of these codes can do),
+//        random codes    uniformly random codes decoded the same way (the trivial baseline).
+//      Tokenizer figures on the same images: PSNR and SSIM (src/eval/image-metrics.ts) of the
+//      reconstructions, codebook usage and perplexity of the real images' codes and of the generated ones.
+//      FD/KID in a trained feature network are not computed here (eval.md says so).
+// i2t  Every image is captioned greedily (and by beam search with beams ≥ 2), restricted to the chosen
+//      language's tokens, and scored with BLEU-1..4, ROUGE-L and CIDEr-D (src/eval/caption-metrics.ts,
+//      the COCO toolkit's algorithms) against all the sample's captions in that language. On `shapes`
+//      data each caption is also parsed back (src/data/shapes/parse.ts) and compared with the attributes:
+//      "all attributes correct"; captions outside the grammar count as wrong and are counted separately.
+// vqa  Every (image, question) pair with both texts in the language; the generated answer is compared with
+//      the one reference by exact match after normaliseAnswer (stated in the report), overall and per kind.
+//
+// Determinism: sample i's image depends only on (seed, sample id) — each row of a sampling batch draws
+// from its own stream (RowStreams, relying on generate.ts drawing a batch's uniforms row-major up front),
+// so the figures of the first N samples do not depend on N or on batchSize. Greedy and beam decoding draw
+// nothing. Random baseline codes come from another per-sample stream.
+// Legend: B batch rows, T text positions, h×w code grid, n = h·w, K codes, S pixels per side.
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { encodePng } from '../data/image.js';
+import { SPLITS, type Dataset, type Lang, type SampleRecord, type Split } from '../data/format.js';
+import { CheckerTally, COMPARISON_FIELDS, checkScene, compareScene, type ComparisonField, type SceneComparison } from '../data/shapes/checker.js';
+import { CaptionParseError, parseCaption, type ParsedCaption } from '../data/shapes/parse.js';
+import { sceneAttrsOf } from '../data/shapes/prepare.js';
+import type { SceneAttrs } from '../data/shapes/scene.js';
+import { INVERSE_RELATION } from '../data/shapes/vocab.js';
+import { hashString } from '../data/split.js';
+import { Generator } from '../engine/random.js';
+import { Tensor, noGrad } from '../engine/tensor.js';
+import { textRows } from '../models/vilg/batch.js';
+import { endToEndZemb, runSteps, sampleImageCodes, textDecodeSteps } from '../models/vilg/generate.js';
+import type { VilgPipeline } from '../models/vilg/pipeline.js';
+import { CodebookUsage, type UsageSummary } from '../models/vqgan/codebook.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { imageGrid, tensorToRgb, writePng } from '../util/png.js';
+import { progress } from '../util/progress.js';
+import { captionMetrics, type CaptionScores } from './caption-metrics.js';
+import { psnr, ssim } from './image-metrics.js';
+
+export type EvalTask = 't2i' | 'i2t' | 'vqa';
+export const EVAL_TASKS: readonly EvalTask[] = Object.freeze(['t2i', 'i2t', 'vqa'] as const);
+
+export interface EvalOptions {
+  /** Split to evaluate (default 'test'). */
+  split?: Split;
+  /** Tasks, in any order, no repeats (default all three). */
+  tasks?: readonly EvalTask[];
+  /** Evaluate the first n samples of the split, in manifest order (default: all of them). */
+  n?: number;
+  /** Seeds the image sampling and the random-codes baseline (default 0). */
+  seed?: number;
+  /** Language of the prompts, captions, questions and answers (default 'en'). */
+  lang?: Lang;
+  /** t2i softmax temperature; 0 = greedy (default 1). */
+  temperature?: number;
+  /** t2i: keep the k most likely codes; 0 = off (default 32). */
+  topK?: number;
+  /** t2i nucleus mass in (0, 1]; 1 = off (default 1). */
+  topP?: number;
+  /** i2t: ≥ 2 adds a beam-search row next to greedy (default 1: greedy only). */
+  beams?: number;
+  /** Rows per sampling / decoding call (default 32); the figures do not depend on it. */
+  batchSize?: number;
+  /** Samples shown on the contact sheets (default 32; 0 = none). */
+  sheet?: number;
+  /** No progress bars on stderr (default false). */
+  silent?: boolean;
+}
+
+export const EVAL_DEFAULTS = Object.freeze({
+  split: 'test' as Split, // held out from training and from the tokenizers
+  tasks: EVAL_TASKS, // everything the model does
+  seed: 0,
+  lang: 'en' as Lang,
+  temperature: 1, // sample from the model's distribution as trained
+  topK: 32, // the demo's setting: cuts the long tail of unlikely codes
+  topP: 1, // off
+  beams: 1, // greedy only; beam search is per image and costs ~beams× more
+  batchSize: 32, // large enough to use the kernels well on 2 cores; memory stays small at 8×8 codes
+  sheet: 32, // a contact sheet one screen tall
+});
+
+/** The stated exact-match normalisation (eval.md and eval.json repeat it). */
+export const ANSWER_NORMALISATION =
+  'exact match after normalisation: Unicode NFKC, lowercase, every run of punctuation (\\p{P}) replaced by a space, whitespace collapsed and trimmed, spaces between CJK characters removed';
+
+const CJK_RUN = /(?<=[\u3000-\u9fff\uf900-\ufaff\uff00-\uffef]) (?=[\u3000-\u9fff\uf900-\ufaff\uff00-\uffef])/g;
+
+/** The VQA answer normaliser: see ANSWER_NORMALISATION. */
+export function normaliseAnswer(s: string): string {
+  if (typeof s !== 'string') throw new TypeError(`normaliseAnswer: expected a string, got ${typeof s}`);
+  return s.normalize('NFKC').toLowerCase().replace(/\p{P}+/gu, ' ').replace(/\s+/g, ' ').trim().replace(CJK_RUN, '');
+}
+
+/** Exact match of a generated answer and the reference after normaliseAnswer. */
+export function answersMatch(got: string, want: string): boolean {
+  return normaliseAnswer(got) === normaliseAnswer(want);
+}
+
+/** Does a parsed caption state exactly the scene's objects, position (one object) and relation (two)? */
+export function captionMatchesScene(p: ParsedCaption, a: SceneAttrs): boolean {
+  if (p.objects.length !== a.objects.length) return false;
+  const map = a.objects.map((o) => p.objects.findIndex((q) => q.shape === o.shape && q.colour === o.colour && q.size === o.size));
+  if (map.some((i) => i < 0) || new Set(map).size !== map.length) return false;
+  if (a.objects.length === 1) {
+    const want = a.objects[0]!.position;
+    return want !== undefined && p.position !== undefined && p.position.col === want.col && p.position.row === want.row;
+  }
+  const r = a.relation, q = p.relation;
+  if (r === undefined || q === undefined) return false;
+  const s = map[r.subject]!, o = map[r.object]!;
+  return (q.subject === s && q.object === o && q.relation === r.relation) || (q.subject === o && q.object === s && q.relation === INVERSE_RELATION[r.relation]);
+}
+
+// ---------------------------------------------------------------- the report
+
+type Field = ComparisonField | 'all';
+const FIELDS: readonly Field[] = [...COMPARISON_FIELDS, 'all'];
+
+/** One row of the t2i attribute table: the checker's per-field agreement on a set of images. */
+export interface AttributeRow {
+  /** What was scored: 'real', 'reconstruction', 'generated', 'random codes'. */
+  label: string;
+  /** One line on how those images were made. */
+  what: string;
+  images: number;
+  /** correct / total per field; null where the field applied to no image (e.g. relation without pairs). */
+  accuracy: Record<Field, number | null>;
+  correct: Record<Field, number>;
+  total: Record<Field, number>;
+}
+
+export interface CaptionRow {
+  /** 'greedy' or 'beam k'. */
+  decoding: string;
+  metrics: CaptionScores;
+  /** shapes data: captions parsed back and compared with the attributes (null otherwise). */
+  attributes: { allCorrect: number; correct: number; total: number; parseFailures: number } | null;
+}
+
+export interface EvalReport {
+  format: 'vilg-eval';
+  version: 1;
+  model: { dir: string; mode: string; parameters: number; imageSize: number; imageGrid: readonly [number, number]; numCodes: number; maxTextLen: number };
+  data: { dir: string; name: string; split: Split; splitSamples: number; samples: number; imageSize: { height: number; width: number }; shapes: boolean };
+  settings: {
+    tasks: EvalTask[]; n: number; seed: number; lang: Lang; batchSize: number;
+    t2i: { temperature: number; topK: number; topP: number; kvCache: true; seeds: string };
+    i2t: { decodings: string[]; maxLen: number; languageRestricted: Lang };
+    vqa: { decoding: 'greedy'; languageRestricted: Lang; scoring: string };
+  };
+  t2i?: {
+    prompts: number;
+    /** Prompts longer than the model's text length (truncated). */
+    truncated: number;
+    /** Prompts holding a word the model's text tokenizer cannot spell ([UNK]). */
+    withUnknownTokens: number;
+    /** Those words (or symbols) with their counts, most frequent first (at most 20). */
+    unknownWords: Record<string, number>;
+    /** Attribute accuracy rows (shapes data only; null otherwise, with the reason in `note`). */
+    attributes: AttributeRow[] | null;
+    note: string;
+    tokenizer: { psnr: number; ssim: number | null; reconstructionPath: string; codebook: UsageSummary & { K: number } };
+    generatedCodebook: UsageSummary & { K: number };
+    featureDistances: string;
+  };
+  i2t?: { images: number; referencesPerImage: { min: number; max: number; mean: number }; rows: CaptionRow[] };
+  vqa?: {
+    questions: number; truncated: number; correct: number; exactMatch: number; scoring: string;
+    /** Questions holding [UNK] (a word or symbol outside the model's vocabulary). */
+    questionsWithUnknownTokens: number;
+    /** The words (or symbols) of the questions that became [UNK], with their counts, most frequent first (at most 20). */
+    unknownWords: Record<string, number>;
+    /** Reference answers the model cannot spell (their tokens hold [UNK]): exact match is out of reach for them. */
+    unreachableAnswers: number;
+    perKind: Record<string, { questions: number; correct: number; exactMatch: number }>;
+  };
+  /** Wall time per phase, seconds (the only figures that differ between two runs). */
+  timing: Record<string, number>;
+}
+
+/** What the contact sheets show. */
+export interface EvalSheets {
+  imageSize: number;
+  t2i: { id: string; prompt: string; real: Uint8Array; reconstruction: Uint8Array; generated: Uint8Array; random: Uint8Array; verdict: SceneComparison | null }[];
+  i2t: { id: string; image: Uint8Array; greedy: string; beam: string | null; references: string[]; correct: boolean | null }[];
+  vqa: { id: string; image: Uint8Array; question: string; answer: string; reference: string; kind: string; correct: boolean }[];
+}
+
+export interface EvalResult { report: EvalReport; sheets: EvalSheets }
+
+// ---------------------------------------------------------------- helpers
+
+/**
+ * A Generator whose uniform() hands out `per` draws from row 0's stream, then `per` from row 1's, ...:
+ * with imageCodeSteps drawing a batch's uniforms row-major up front, each row samples from its own stream.
+ */
+class RowStreams extends Generator {
+  private k = 0;
+  private readonly rows: Generator[];
+  constructor(seeds: readonly number[], private readonly per: number) {
+    super(0);
+    this.rows = seeds.map((s) => new Generator(s));
+  }
+  override uniform(): number {
+    const r = Math.floor(this.k++ / this.per);
+    const g = this.rows[r];
+    if (g === undefined) throw new RangeError(`RowStreams: draw ${this.k - 1} is past ${this.rows.length} rows × ${this.per}`);
+    return g.uniform();
+  }
+}
+
+/**
+ * Seed of one sample's stream: purpose 't2i' (its image: the same as VilgPipeline.textToImage(prompt,
+ * { n: 1, seed: evalStreamSeed('t2i', seed, id) })) or 'random' (its baseline codes).
+ */
+export function evalStreamSeed(purpose: 't2i' | 'random', seed: number, id: string): number {
+  return hashString(`vilg-eval:${purpose}:${seed}:${id}`) & 0x7fffffff;
+}
+
+/** Counts the words and symbols of `text` that the model's text tokenizer turns into [UNK]. */
+function countUnknownWords(vilg: VilgPipeline, text: string, into: Map<string, number>): void {
+  // Words as the tokenizer's pre-tokenizer sees them: split at whitespace, around punctuation and around each CJK character.
+  for (const word of text.split(/\s+|(?=[\p{P}\u3400-\u9fff\uf900-\ufaff])|(?<=[\p{P}\u3400-\u9fff\uf900-\ufaff])/u)) {
+    if (word === '' || !vilg.text.encode(word, { addSpecialTokens: false }).ids.includes(vilg.text.unkId)) continue;
+    into.set(word, (into.get(word) ?? 0) + 1);
+  }
+}
+
+/** The most frequent entries (ties by name), as a plain object. */
+function top(m: Map<string, number>, k = 20): Record<string, number> {
+  return Object.fromEntries([...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, k));
+}
+
+/** Codes i32 [B, h, w] → RGB images through the model's pixel path, each under its own text row [B, T]. */
+function decodeRows(vilg: VilgPipeline, codes: Tensor, text: Tensor): Uint8Array[] {
+  const pixels = noGrad(() => {
+    vilg.imageTokenizer.eval();
+    if (vilg.mode === 'two-stage') return vilg.imageTokenizer.decodeCodes(codes); // [B, S, S, 3]
+    const was = vilg.model.training;
+    vilg.model.eval();
+    try { return vilg.imageTokenizer.decode(endToEndZemb(vilg.model, text, codes, vilg.specials)); } finally { vilg.model.train(was); } // [B, S, S, 3]
+  });
+  return tensorToRgb(pixels);
+}
+
+function chunks<T>(xs: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
+function stack(rows: readonly Int32Array[], shape: readonly number[]): Tensor {
+  const per = rows[0]!.length, out = new Int32Array(rows.length * per);
+  rows.forEach((r, i) => out.set(r, i * per));
+  return new Tensor(out, [rows.length, ...shape]);
+}
+
+function attributeRow(label: string, what: string, t: CheckerTally): AttributeRow {
+  const accuracy = {} as Record<Field, number | null>;
+  for (const f of FIELDS) accuracy[f] = t.total[f] > 0 ? t.correct[f] / t.total[f] : null;
+  return { label, what, images: t.total.all, accuracy, correct: { ...t.correct }, total: { ...t.total } };
+}
+
+function usage(u: CodebookUsage): UsageSummary & { K: number } {
+  return { ...u.summary(), K: u.nEmbed };
+}
+
+const seconds = (t0: number): number => Math.round((performance.now() - t0) / 10) / 100;
+
+function intIn(name: string, v: unknown, lo: number, hi: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new RangeError(`evaluate: ${name} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
+  return v;
+}
+
+/** The options with defaults applied, validated against the model and the split. */
+function resolveOptions(vilg: VilgPipeline, ds: Dataset, o: EvalOptions): Required<Omit<EvalOptions, 'silent'>> & { silent: boolean; records: SampleRecord[]; splitSamples: number } {
+  if (o === null || typeof o !== 'object') throw new RangeError('evaluate: options must be an object');
+  const known = ['split', 'tasks', 'n', 'seed', 'lang', 'temperature', 'topK', 'topP', 'beams', 'batchSize', 'sheet', 'silent'];
+  const extra = Object.keys(o).filter((k) => !known.includes(k));
+  if (extra.length > 0) throw new RangeError(`evaluate: unknown option(s) ${extra.join(', ')} (known: ${known.join(', ')})`);
+  const split = o.split ?? EVAL_DEFAULTS.split;
+  if (!SPLITS.includes(split)) throw new RangeError(`evaluate: split must be one of ${SPLITS.join(', ')}, got ${String(split)}`);
+  const tasks = [...(o.tasks ?? EVAL_DEFAULTS.tasks)];
+  if (tasks.length === 0) throw new RangeError(`evaluate: no tasks (known: ${EVAL_TASKS.join(', ')})`);
+  for (const t of tasks) if (!EVAL_TASKS.includes(t)) throw new RangeError(`evaluate: unknown task '${String(t)}' (known: ${EVAL_TASKS.join(', ')})`);
+  if (new Set(tasks).size !== tasks.length) throw new RangeError(`evaluate: a task is named twice in ${tasks.join(',')}`);
+  const lang = o.lang ?? EVAL_DEFAULTS.lang;
+  if (lang !== 'en' && lang !== 'zh') throw new RangeError(`evaluate: lang must be en or zh, got ${String(lang)}`);
+  const all = ds.split(split);
+  if (all.length === 0) throw new RangeError(`evaluate: split '${split}' of ${ds.dir} has no samples (splits: ${SPLITS.map((s) => `${s} ${ds.split(s).length}`).join(', ')})`);
+  const n = o.n === undefined ? all.length : intIn(`n (samples of split '${split}')`, o.n, 1, all.length);
+  const records = all.slice(0, n);
+  if ((tasks.includes('t2i') || tasks.includes('i2t')) && !records.some((r) => (r.captions[lang]?.length ?? 0) > 0)) {
+    throw new RangeError(`evaluate: the ${split} samples of ${ds.dir} have no '${lang}' captions (languages: ${ds.card.languages.join(', ')})`);
+  }
+  if (tasks.includes('vqa') && !records.some((r) => (r.vqa ?? []).some((q) => q.question[lang] !== undefined && q.answer[lang] !== undefined))) {
+    throw new RangeError(`evaluate: the ${split} samples of ${ds.dir} have no VQA items in '${lang}'; leave vqa out of the tasks`);
+  }
+  const seed = intIn('seed', o.seed ?? EVAL_DEFAULTS.seed, 0, 2 ** 31 - 1);
+  const temperature = o.temperature ?? EVAL_DEFAULTS.temperature;
+  if (typeof temperature !== 'number' || !(temperature >= 0) || temperature === Infinity) throw new RangeError(`evaluate: temperature must be a finite number ≥ 0, got ${String(temperature)}`);
+  const topK = intIn(`topK (0 = off; the model has ${vilg.model.config.numCodes} codes)`, o.topK ?? EVAL_DEFAULTS.topK, 0, vilg.model.config.numCodes);
+  const topP = o.topP ?? EVAL_DEFAULTS.topP;
+  if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new RangeError(`evaluate: topP must be in (0, 1] (1 = off), got ${String(topP)}`);
+  const beams = intIn('beams', o.beams ?? EVAL_DEFAULTS.beams, 1, 64);
+  const batchSize = intIn('batchSize', o.batchSize ?? EVAL_DEFAULTS.batchSize, 1, 256);
+  const sheet = intIn('sheet', o.sheet ?? EVAL_DEFAULTS.sheet, 0, 256);
+  return { split, tasks, n, seed, lang, temperature, topK, topP, beams, batchSize, sheet, silent: o.silent === true, records, splitSamples: all.length };
+}
+
+// ---------------------------------------------------------------- the evaluation
+
+/** Evaluates a model on the first n samples of a split; the report holds every figure and setting. */
+export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOptions = {}): Promise<EvalResult> {
+  const o = resolveOptions(vilg, ds, options);
+  const c = vilg.model.config, [h, w] = c.imageGrid, nCodes = h * w, K = c.numCodes, S = vilg.imageSize, sp = vilg.specials;
+  const dataH = ds.card.imageSize.height, dataW = ds.card.imageSize.width;
+  const recs = o.records, lang = o.lang;
+  const attrsOf = new Map(recs.map((r) => [r.id, dataH === dataW ? sceneAttrsOf(r) : null] as const));
+  const shapes = recs.some((r) => attrsOf.get(r.id) !== null);
+  const banned = vilg.languageBans(lang), unk = vilg.text.unkId;
+  const timing: Record<string, number> = {};
+  const sheets: EvalSheets = { imageSize: S, t2i: [], i2t: [], vqa: [] };
+  const bar = (label: string, total: number) => progress(`eval ${label}`, total, { silent: o.silent });
+
+  // Every task reads the images at the model's size and their codes: tokenize once, batched.
+  let t0 = performance.now();
+  const realAtS = new Map<string, Uint8Array>(), codesOf = new Map<string, Int32Array>();
+  {
+    const b = bar('tokenize', recs.length);
+    for (const part of chunks(recs, o.batchSize)) {
+      const rgbs: Uint8Array[] = [];
+      for (const r of part) rgbs.push(await vilg.loadImage({ rgb: ds.image(r.index), width: dataW, height: dataH }, 'eval'));
+      const codes = vilg.tokenize(rgbs).data as Int32Array; // [b, h, w]
+      part.forEach((r, i) => { realAtS.set(r.id, rgbs[i]!); codesOf.set(r.id, codes.slice(i * nCodes, (i + 1) * nCodes)); });
+      b.tick(part.length);
+    }
+    b.done();
+  }
+  timing['tokenize'] = seconds(t0);
+
+  const report: EvalReport = {
+    format: 'vilg-eval', version: 1,
+    model: { dir: vilg.dir, mode: vilg.mode, parameters: vilg.info.parameters, imageSize: S, imageGrid: [h, w], numCodes: K, maxTextLen: c.maxTextLen },
+    data: { dir: ds.dir, name: ds.card.name, split: o.split, splitSamples: o.splitSamples, samples: recs.length, imageSize: { height: dataH, width: dataW }, shapes },
+    settings: {
+      tasks: [...o.tasks], n: o.n, seed: o.seed, lang, batchSize: o.batchSize,
+      t2i: { temperature: o.temperature, topK: o.topK, topP: o.topP, kvCache: true, seeds: `each sample draws from its own stream, Generator(hashString('vilg-eval:t2i:${o.seed}:' + id) & 0x7fffffff); random codes from 'vilg-eval:random:${o.seed}:' + id` },
+      i2t: { decodings: ['greedy', ...(o.beams > 1 ? [`beam ${o.beams}`] : [])], maxLen: c.maxTextLen, languageRestricted: lang },
+      vqa: { decoding: 'greedy', languageRestricted: lang, scoring: ANSWER_NORMALISATION },
+    },
+    timing,
+  };
+
+  if (o.tasks.includes('t2i')) {
+    t0 = performance.now();
+    report.t2i = await evalT2i();
+    timing['t2i'] = seconds(t0);
+  }
+  if (o.tasks.includes('i2t')) {
+    t0 = performance.now();
+    report.i2t = evalI2t();
+    timing['i2t'] = seconds(t0);
+  }
+  if (o.tasks.includes('vqa')) {
+    t0 = performance.now();
+    report.vqa = evalVqa();
+    timing['vqa'] = seconds(t0);
+  }
+  return { report, sheets };
+
+  async function evalT2i(): Promise<NonNullable<EvalReport['t2i']>> {
+    const withCaption = recs.filter((r) => (r.captions[lang]?.length ?? 0) > 0);
+    const tally = { real: new CheckerTally(), reconstruction: new CheckerTally(), generated: new CheckerTally(), random: new CheckerTally() };
+    const realUsage = new CodebookUsage(K), genUsage = new CodebookUsage(K);
+    let truncated = 0, unknown = 0, psnrSum = 0, ssimSum = 0;
+    const unknownWords = new Map<string, number>();
+    const canSsim = S >= 11;
+    const b = bar('t2i', withCaption.length);
+    for (const part of chunks(withCaption, o.batchSize)) {
+      const enc = part.map((r) => vilg.encodeText(r.captions[lang]![0]!, 't2i'));
+      truncated += enc.filter((e) => e.warnings.length > 0).length;
+      unknown += enc.filter((e) => e.ids.includes(unk)).length;
+      enc.forEach((e, i) => { if (e.ids.includes(unk)) countUnknownWords(vilg, part[i]!.captions[lang]![0]!, unknownWords); });
+      const text = textRows(enc.map((e) => e.ids), sp, c.maxTextLen); // [b, T]
+      const gen = new RowStreams(part.map((r) => evalStreamSeed('t2i', o.seed, r.id)), nCodes);
+      const codes = sampleImageCodes(vilg.model, text, sp, { temperature: o.temperature, topK: o.topK, topP: o.topP, generator: gen }); // [b, h, w]
+      const realCodes = stack(part.map((r) => codesOf.get(r.id)!), [h, w]); // [b, h, w]
+      const randomCodes = stack(part.map((r) => { // [b, h, w]
+        const g = new Generator(evalStreamSeed('random', o.seed, r.id));
+        return Int32Array.from({ length: nCodes }, () => g.int(K));
+      }), [h, w]);
+      const generated = decodeRows(vilg, codes, text), recon = decodeRows(vilg, realCodes, text), random = decodeRows(vilg, randomCodes, text);
+      genUsage.add(codes);
+      realUsage.add(realCodes);
+      part.forEach((r, i) => {
+        const real = realAtS.get(r.id)!, attrs = attrsOf.get(r.id) ?? null;
+        psnrSum += Math.min(100, psnr(real, recon[i]!)); // a pixel-perfect reconstruction counts as 100 dB (as the tokenizer's own evaluation)
+        if (canSsim) ssimSum += ssim(real, recon[i]!, S, S);
+        let verdict: SceneComparison | null = null;
+        if (attrs !== null) {
+          tally.real.add(compareScene(attrs, checkScene(ds.image(r.index), dataH)));
+          tally.reconstruction.add(compareScene(attrs, checkScene(recon[i]!, S)));
+          verdict = compareScene(attrs, checkScene(generated[i]!, S));
+          tally.generated.add(verdict);
+          tally.random.add(compareScene(attrs, checkScene(random[i]!, S)));
+        }
+        if (sheets.t2i.length < o.sheet) {
+          sheets.t2i.push({ id: r.id, prompt: r.captions[lang]![0]!, real, reconstruction: recon[i]!, generated: generated[i]!, random: random[i]!, verdict });
+        }
+      });
+      b.tick(part.length);
+    }
+    b.done();
+    const N = withCaption.length;
+    const path = vilg.mode === 'two-stage' ? 'codebook lookup (VQModel.decodeCodes)' : "end-to-end: z_emb from the generator's hidden states under the sample's main caption, then the tokenizer's decoder";
+    return {
+      prompts: N, truncated, withUnknownTokens: unknown, unknownWords: top(unknownWords),
+      attributes: shapes ? [
+        attributeRow('real', `the ${o.split} images themselves (the checker's own accuracy)`, tally.real),
+        attributeRow('reconstruction', 'tokenizer codes of the real images, decoded by the model (the "gold image sequence")', tally.reconstruction),
+        attributeRow('generated', `one sample per prompt (temperature ${o.temperature}, top-k ${o.topK}, top-p ${o.topP})`, tally.generated),
+        attributeRow('random codes', 'uniformly random codes, decoded by the model (trivial baseline)', tally.random),
+      ] : null,
+      note: shapes ? `attributes read back by the shapes checker (src/data/shapes/checker.ts) and compared with each sample's attrs; accuracy per field over the images where it applies (position: one-object scenes; relation: two-object scenes)`
+        : 'attribute accuracy needs shapes attributes (record.attrs); this data set has none, so only the tokenizer figures and the contact sheet are reported',
+      tokenizer: { psnr: psnrSum / N, ssim: canSsim ? ssimSum / N : null, reconstructionPath: path, codebook: usage(realUsage) },
+      generatedCodebook: usage(genUsage),
+      featureDistances: 'not computed: FD/KID need a trained in-domain feature network, which this evaluation does not have',
+    };
+  }
+
+  function evalI2t(): NonNullable<EvalReport['i2t']> {
+    const withCaption = recs.filter((r) => (r.captions[lang]?.length ?? 0) > 0);
+    const decodings: { name: string; beams: number }[] = [{ name: 'greedy', beams: 1 }, ...(o.beams > 1 ? [{ name: `beam ${o.beams}`, beams: o.beams }] : [])];
+    const hyps = decodings.map(() => new Map<string, string>());
+    const b = bar('i2t', withCaption.length * decodings.length);
+    for (const part of chunks(withCaption, o.batchSize)) {
+      const codes = stack(part.map((r) => codesOf.get(r.id)!), [h, w]); // [b, h, w]
+      decodings.forEach((d, k) => {
+        const out = runSteps(textDecodeSteps(vilg.model, codes, null, sp, { beams: d.beams, banned }));
+        part.forEach((r, i) => hyps[k]!.set(r.id, vilg.detokenize(out[i]!.tokens)));
+        b.tick(part.length);
+      });
+    }
+    b.done();
+    const refs = new Map(withCaption.map((r) => [r.id, r.captions[lang]!] as const));
+    const counts = [...refs.values()].map((x) => x.length);
+    const rows: CaptionRow[] = decodings.map((d, k) => {
+      let attributes: CaptionRow['attributes'] = null;
+      if (shapes) {
+        let correct = 0, total = 0, parseFailures = 0;
+        for (const r of withCaption) {
+          const attrs = attrsOf.get(r.id);
+          if (!attrs) continue;
+          total++;
+          try { if (captionMatchesScene(parseCaption(hyps[k]!.get(r.id)!, lang), attrs)) correct++; } catch (e) {
+            if (!(e instanceof CaptionParseError)) throw e;
+            parseFailures++;
+          }
+        }
+        attributes = { allCorrect: total > 0 ? correct / total : 0, correct, total, parseFailures };
+      }
+      return { decoding: d.name, metrics: captionMetrics(hyps[k]!, refs, lang), attributes };
+    });
+    for (const r of withCaption.slice(0, o.sheet)) {
+      const g = hyps[0]!.get(r.id)!, attrs = attrsOf.get(r.id) ?? null;
+      let correct: boolean | null = null;
+      if (attrs !== null) { try { correct = captionMatchesScene(parseCaption(g, lang), attrs); } catch (e) { if (!(e instanceof CaptionParseError)) throw e; correct = false; } }
+      sheets.i2t.push({ id: r.id, image: realAtS.get(r.id)!, greedy: g, beam: hyps[1]?.get(r.id) ?? null, references: refs.get(r.id)!, correct });
+    }
+    return { images: withCaption.length, referencesPerImage: { min: Math.min(...counts), max: Math.max(...counts), mean: counts.reduce((a, x) => a + x, 0) / counts.length }, rows };
+  }
+
+  function evalVqa(): NonNullable<EvalReport['vqa']> {
+    const items = recs.flatMap((r) => (r.vqa ?? []).flatMap((q) => (q.question[lang] !== undefined && q.answer[lang] !== undefined
+      ? [{ r, question: q.question[lang]!, answer: q.answer[lang]!, kind: q.kind }] : [])));
+    const perKind: Record<string, { questions: number; correct: number; exactMatch: number }> = {};
+    let correct = 0, truncated = 0, unknownQ = 0, unreachable = 0;
+    const unknownWords = new Map<string, number>();
+    const b = bar('vqa', items.length);
+    for (const part of chunks(items, o.batchSize)) {
+      const enc = part.map((it) => vilg.encodeText(it.question, 'vqa'));
+      truncated += enc.filter((e) => e.warnings.length > 0).length;
+      unknownQ += enc.filter((e) => e.ids.includes(unk)).length;
+      enc.forEach((e, i) => { if (e.ids.includes(unk)) countUnknownWords(vilg, part[i]!.question, unknownWords); });
+      unreachable += part.filter((it) => vilg.text.encode(it.answer, { addSpecialTokens: false }).ids.includes(unk)).length;
+      const q = textRows(enc.map((e) => e.ids), sp, c.maxTextLen);           // [b, Tq]
+      const codes = stack(part.map((it) => codesOf.get(it.r.id)!), [h, w]); // [b, h, w]
+      const out = runSteps(textDecodeSteps(vilg.model, codes, q, sp, { banned }));
+      part.forEach((it, i) => {
+        const got = vilg.detokenize(out[i]!.tokens), ok = answersMatch(got, it.answer);
+        const k = (perKind[it.kind] ??= { questions: 0, correct: 0, exactMatch: 0 });
+        k.questions++;
+        if (ok) { k.correct++; correct++; }
+        if (sheets.vqa.length < o.sheet) sheets.vqa.push({ id: it.r.id, image: realAtS.get(it.r.id)!, question: it.question, answer: got, reference: it.answer, kind: it.kind, correct: ok });
+      });
+      b.tick(part.length);
+    }
+    b.done();
+    for (const k of Object.values(perKind)) k.exactMatch = k.correct / k.questions;
+    const sorted = Object.fromEntries(Object.keys(perKind).sort().map((k) => [k, perKind[k]!]));
+    return { questions: items.length, truncated, questionsWithUnknownTokens: unknownQ, unknownWords: top(unknownWords), unreachableAnswers: unreachable, correct, exactMatch: items.length > 0 ? correct / items.length : 0, scoring: ANSWER_NORMALISATION, perKind: sorted };
+  }
+}
+
+// ---------------------------------------------------------------- writing the results
+
+const pct = (v: number | null): string => (v === null ? '—' : `${(100 * v).toFixed(1)}%`);
+const f3 = (v: number): string => v.toFixed(3);
+const esc = (s: string): string => s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[ch]!));
+const cell = (s: string): string => s.replace(/\|/g, '\\|');
+const words = (m: Record<string, number>): string => Object.entries(m).map(([w, c]) => `'${w}' ×${c}`).join(', ') || 'none';
+
+/** eval.md: the report as tables, calibration rows included. */
+export function formatEvalMarkdown(r: EvalReport): string {
+  const s = r.settings, L: string[] = [];
+  L.push(`# Evaluation: ${r.model.dir} on ${r.data.name} (${r.data.split})`, '');
+  L.push(`- model: \`${r.model.dir}\` (${r.model.mode}, ${(r.model.parameters / 1e6).toFixed(2)}M parameters, ${r.model.imageGrid.join('×')} codes of ${r.model.numCodes}, ${r.model.imageSize} px)`);
+  L.push(`- data: \`${r.data.dir}\`, split ${r.data.split}: the first ${r.data.samples} of ${r.data.splitSamples} samples, language ${s.lang}`);
+  L.push(`- tasks: ${s.tasks.join(', ')}; seed ${s.seed}; batch size ${s.batchSize} (the figures do not depend on it)`);
+  L.push(`- wall time: ${Object.entries(r.timing).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}`, '');
+  if (r.t2i) {
+    const t = r.t2i;
+    L.push('## Text → image', '');
+    L.push(`${t.prompts} prompts (each sample's main ${s.lang} caption${t.truncated > 0 ? `; ${t.truncated} truncated to the model's text length` : ''}${t.withUnknownTokens > 0 ? `; ${t.withUnknownTokens} with words outside the model's vocabulary ([UNK]: ${words(t.unknownWords)})` : ''}), one image each: temperature ${s.t2i.temperature}, top-k ${s.t2i.topK}, top-p ${s.t2i.topP}, per-sample seeds.`, '');
+    if (t.attributes) {
+      L.push('### Attribute accuracy (shapes checker)', '', t.note + '.', '');
+      L.push(`| images | n | ${FIELDS.join(' | ')} |`, `|---|---:|${FIELDS.map(() => '---:').join('|')}|`);
+      for (const row of t.attributes) L.push(`| ${row.label} | ${row.images} | ${FIELDS.map((f) => pct(row.accuracy[f])).join(' | ')} |`);
+      L.push('', ...t.attributes.map((row) => `- ${row.label}: ${row.what}`), '');
+    } else L.push(t.note + '.', '');
+    L.push('### Tokenizer and codes', '');
+    L.push('| figure | value |', '|---|---:|');
+    L.push(`| reconstruction PSNR (dB, capped at 100 per image) | ${t.tokenizer.psnr.toFixed(2)} |`);
+    L.push(`| reconstruction SSIM | ${t.tokenizer.ssim === null ? 'n/a (images under 11 px)' : f3(t.tokenizer.ssim)} |`);
+    L.push(`| codes used by the real images | ${t.tokenizer.codebook.used}/${t.tokenizer.codebook.K} (perplexity ${t.tokenizer.codebook.perplexity.toFixed(1)}) |`);
+    L.push(`| codes used by the generated images | ${t.generatedCodebook.used}/${t.generatedCodebook.K} (perplexity ${t.generatedCodebook.perplexity.toFixed(1)}) |`);
+    L.push(`| FD / KID | ${t.featureDistances} |`, '');
+    L.push(`Reconstruction path: ${t.tokenizer.reconstructionPath}.`, '');
+  }
+  if (r.i2t) {
+    const t = r.i2t;
+    L.push('## Image → text', '');
+    L.push(`${t.images} images, ${t.referencesPerImage.min === t.referencesPerImage.max ? t.referencesPerImage.min : `${t.referencesPerImage.min}–${t.referencesPerImage.max}`} ${s.lang} references each; output restricted to ${s.lang} tokens. BLEU (corpus, 'closest'), ROUGE-L (β 1.2) and CIDEr-D (σ 6, ×10) as the COCO caption toolkit computes them; no METEOR or SPICE.`, '');
+    const attrs = t.rows.some((x) => x.attributes !== null);
+    L.push(`| decoding | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | ROUGE-L | CIDEr-D |${attrs ? ' all attributes correct | parse failures |' : ''}`);
+    L.push(`|---|---:|---:|---:|---:|---:|---:|${attrs ? '---:|---:|' : ''}`);
+    for (const x of t.rows) {
+      const m = x.metrics, a = x.attributes;
+      L.push(`| ${x.decoding} | ${f3(m.bleu1)} | ${f3(m.bleu2)} | ${f3(m.bleu3)} | ${f3(m.bleu4)} | ${f3(m.rougeL)} | ${f3(m.ciderD)} |${attrs ? (a ? ` ${pct(a.allCorrect)} (${a.correct}/${a.total}) | ${a.parseFailures} |` : ' — | — |') : ''}`);
+    }
+    if (attrs) L.push('', '"All attributes correct": the caption parsed back with the shapes grammar states exactly the scene\'s objects (shape, colour, size), the position of a single object and the relation of a pair; captions outside the grammar count as wrong and are also counted as parse failures.');
+    L.push('');
+  }
+  if (r.vqa) {
+    const v = r.vqa;
+    L.push('## Generative VQA', '');
+    L.push(`${v.questions} questions, greedy answers restricted to ${s.lang} tokens; scored by ${v.scoring}.`);
+    if (v.questionsWithUnknownTokens > 0 || v.unreachableAnswers > 0) {
+      L.push(`The model's text vocabulary misses words here: ${v.questionsWithUnknownTokens} questions hold [UNK] (${words(v.unknownWords)}), and ${v.unreachableAnswers} reference answers cannot be spelt by the model at all (exact match is out of reach for them).`);
+    }
+    if (v.truncated > 0) L.push(`${v.truncated} questions were truncated to the model's text length.`);
+    L.push('');
+    L.push('| kind | questions | exact match |', '|---|---:|---:|');
+    for (const [k, x] of Object.entries(v.perKind)) L.push(`| ${cell(k)} | ${x.questions} | ${pct(x.exactMatch)} |`);
+    L.push(`| **all** | ${v.questions} | **${pct(v.exactMatch)}** |`, '');
+  }
+  const files = [...(r.t2i ? ['t2i-sheet.png (per prompt: real, reconstruction, generated, random codes)'] : []), ...(r.i2t ? ['i2t-sheet.png (the captioned images)'] : [])];
+  L.push(`Contact sheets: ${[...files, 'sheets.html (the sheets with their prompts, captions and answers)'].join(', ')}.`, '');
+  return L.join('\n');
+}
+
+/** The files writeEvalOutputs writes. */
+export interface EvalFiles { json: string; markdown: string; html: string; sheets: string[] }
+
+/** Writes OUT/eval.json, OUT/eval.md, the contact sheets (PNG) and sheets.html with their texts. */
+export async function writeEvalOutputs(out: string, result: EvalResult): Promise<EvalFiles> {
+  if (typeof out !== 'string' || out === '') throw new RangeError('writeEvalOutputs: out must be a directory path');
+  await mkdir(out, { recursive: true });
+  const { report, sheets } = result, S = sheets.imageSize;
+  const json = join(out, 'eval.json'), markdown = join(out, 'eval.md'), html = join(out, 'sheets.html'), written: string[] = [];
+  await writeFileAtomic(json, `${JSON.stringify(report, null, 2)}\n`);
+  await writeFileAtomic(markdown, formatEvalMarkdown(report));
+  if (sheets.t2i.length > 0) {
+    const g = imageGrid(sheets.t2i.flatMap((x) => [x.real, x.reconstruction, x.generated, x.random]), { height: S, width: S, cols: 4, pad: 2 });
+    const f = join(out, 't2i-sheet.png');
+    await writePng(f, g.rgb, g.height, g.width);
+    written.push(f);
+  }
+  if (sheets.i2t.length > 0) {
+    const g = imageGrid(sheets.i2t.map((x) => x.image), { height: S, width: S, pad: 2 });
+    const f = join(out, 'i2t-sheet.png');
+    await writePng(f, g.rgb, g.height, g.width);
+    written.push(f);
+  }
+  const img = async (rgb: Uint8Array): Promise<string> => `<img src="data:image/png;base64,${(await encodePng(rgb, S, S)).toString('base64')}" width="${S * 3}" height="${S * 3}" alt="">`;
+  const mark = (v: boolean | null): string => (v === null ? '' : v ? '<span class="ok">✓</span>' : '<span class="bad">✗</span>');
+  const body: string[] = [`<h1>${esc(report.model.dir)} on ${esc(report.data.name)} (${report.data.split}, first ${report.data.samples})</h1>`, `<p>Figures: eval.md / eval.json. Seed ${report.settings.seed}, language ${report.settings.lang}.</p>`];
+  if (sheets.t2i.length > 0) {
+    body.push('<h2>Text → image</h2><table><tr><th>prompt</th><th>real</th><th>reconstruction</th><th>generated</th><th>random codes</th><th>checker on generated</th></tr>');
+    for (const x of sheets.t2i) {
+      const v = x.verdict === null ? '' : `${mark(x.verdict.all)} ${COMPARISON_FIELDS.filter((f) => x.verdict![f] === false).map((f) => `${f} wrong`).join(', ')}`;
+      body.push(`<tr><td>${esc(x.prompt)}</td><td>${await img(x.real)}</td><td>${await img(x.reconstruction)}</td><td>${await img(x.generated)}</td><td>${await img(x.random)}</td><td>${v}</td></tr>`);
+    }
+    body.push('</table>');
+  }
+  if (sheets.i2t.length > 0) {
+    const beam = sheets.i2t.some((x) => x.beam !== null);
+    body.push(`<h2>Image → text</h2><table><tr><th>image</th><th>greedy</th>${beam ? '<th>beam</th>' : ''}<th>references</th></tr>`);
+    for (const x of sheets.i2t) body.push(`<tr><td>${await img(x.image)}</td><td>${esc(x.greedy)} ${mark(x.correct)}</td>${beam ? `<td>${esc(x.beam ?? '')}</td>` : ''}<td class="ref">${x.references.map(esc).join('<br>')}</td></tr>`);
+    body.push('</table>');
+  }
+  if (sheets.vqa.length > 0) {
+    body.push('<h2>Generative VQA</h2><table><tr><th>image</th><th>kind</th><th>question</th><th>answer</th><th>reference</th></tr>');
+    for (const x of sheets.vqa) body.push(`<tr><td>${await img(x.image)}</td><td>${esc(x.kind)}</td><td>${esc(x.question)}</td><td>${esc(x.answer)} ${mark(x.correct)}</td><td class="ref">${esc(x.reference)}</td></tr>`);
+    body.push('</table>');
+  }
+  await writeFileAtomic(html, `<!doctype html><html lang="${report.settings.lang}"><head><meta charset="utf-8"><title>vilg eval</title><style>
+body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}td,th{padding:4px 8px;text-align:left;vertical-align:middle;border-bottom:1px solid #ddd}
+img{image-rendering:pixelated;border:1px solid #ccc}.ref{color:#666}.ok{color:#080}.bad{color:#c00}
+</style></head><body>
+${body.join('\n')}
+</body></html>
+`);
+  return { json, markdown, html, sheets: written };
+}

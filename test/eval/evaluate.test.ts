@@ -1,0 +1,204 @@
+// `vilg eval` (src/eval/evaluate.ts, src/cli/commands/eval.ts) on the committed default model
+// models/vilg-shapes and a small shapes data set prepared here: the report's structure and ranges, the
+// calibration rows, the files written, determinism given the seed (and independence of the batch size),
+// agreement with VilgPipeline.textToImage for a sample's stream, the answer normaliser and the caption
+// matcher on hand-made examples, and clear errors for bad arguments.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, UsageError } from '../../src/cli/args.js';
+import { commands } from '../../src/cli/commands/eval.js';
+import { openDataset, type SampleRecord } from '../../src/data/format.js';
+import { parseCaption } from '../../src/data/shapes/parse.js';
+import { prepareShapes, sceneAttrsOf } from '../../src/data/shapes/prepare.js';
+import type { SceneAttrs } from '../../src/data/shapes/scene.js';
+import '../../src/engine/index.js';
+import { answersMatch, captionMatchesScene, evalStreamSeed, normaliseAnswer, runEval, type EvalReport } from '../../src/eval/evaluate.js';
+import { VilgPipeline } from '../../src/models/vilg/pipeline.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const MODEL = join(ROOT, 'models/vilg-shapes');
+const tmp = mkdtempSync(join(tmpdir(), 'vilg-eval-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const DATA = join(tmp, 'shapes');
+prepareShapes({ out: DATA, count: 100, size: 32, seed: 0, maxObjects: 2, noiseSigma: 0 });
+const ds = openDataset(DATA);
+const TEST = ds.split('test');
+const vilg = await VilgPipeline.load(MODEL);
+
+/** Runs `vilg eval` through its command module; → the UsageError message, or null when it ran. */
+async function cli(args: string[]): Promise<string | null> {
+  const cmd = commands['eval']!;
+  try {
+    const { positionals, options } = parseArgs(args, cmd.options);
+    await cmd.run(positionals, options);
+    return null;
+  } catch (e) {
+    if (e instanceof UsageError) return e.message;
+    throw e;
+  }
+}
+
+/** The report without the wall times and the batch size: what two runs must agree on. */
+function figures(r: EvalReport): unknown {
+  const { timing: _t, settings, ...rest } = r;
+  const { batchSize: _b, ...s } = settings;
+  return { ...rest, settings: s };
+}
+
+const N = 4, SEED = 3;
+const OUT = join(tmp, 'out');
+let report: EvalReport;
+
+test('the model\'s text tokenizer knows every word of the shapes captions (no [UNK]): it was trained on them', () => {
+  for (const r of ds.records) {
+    for (const text of [...r.captions.en!, ...r.captions.zh!]) assert.ok(!vilg.text.encode(text, { addSpecialTokens: false }).tokens.includes('[UNK]'), text);
+  }
+});
+
+test('vilg eval writes eval.json, eval.md, contact sheets and sheets.html; figures in range, calibration rows present', async () => {
+  assert.ok(TEST.length >= N, `the test split has ${TEST.length} samples`);
+  assert.equal(await cli(['--model', MODEL, '--data', DATA, '--n', String(N), '--seed', String(SEED), '--beams', '2', '--sheet', '4', '--out', OUT, '--quiet']), null);
+  report = JSON.parse(readFileSync(join(OUT, 'eval.json'), 'utf8')) as EvalReport;
+  assert.equal(report.format, 'vilg-eval');
+  assert.equal(report.model.dir, MODEL);
+  assert.deepEqual(report.data, { dir: DATA, name: 'shapes', split: 'test', splitSamples: TEST.length, samples: N, imageSize: { height: 32, width: 32 }, shapes: true });
+  assert.deepEqual(report.settings.tasks, ['t2i', 'i2t', 'vqa']);
+  assert.equal(report.settings.seed, SEED);
+  assert.deepEqual({ ...report.settings.t2i, seeds: '' }, { temperature: 1, topK: 32, topP: 1, kvCache: true, seeds: '' });
+  assert.deepEqual(report.settings.i2t.decodings, ['greedy', 'beam 2']);
+
+  const t = report.t2i!;
+  assert.equal(t.prompts, N);
+  assert.equal(t.withUnknownTokens, 0);
+  assert.equal(t.truncated, 0);
+  assert.deepEqual(t.attributes!.map((r) => r.label), ['real', 'reconstruction', 'generated', 'random codes']);
+  for (const row of t.attributes!) {
+    assert.equal(row.images, N);
+    for (const [f, v] of Object.entries(row.accuracy)) {
+      if (v === null) assert.equal(row.total[f as 'all'], 0);
+      else { assert.ok(v >= 0 && v <= 1, `${row.label} ${f} ${v}`); assert.equal(v, row.correct[f as 'all'] / row.total[f as 'all']); }
+    }
+    assert.equal(row.total.count, N);
+    assert.equal(row.total.position + row.total.relation, N, 'each scene has either a position (one object) or a relation (two)');
+  }
+  const [real, , , random] = t.attributes!;
+  assert.equal(real!.accuracy.all, 1, 'the checker reads clean renders of the test scenes back exactly');
+  assert.ok(random!.accuracy.all! <= real!.accuracy.all!);
+  assert.ok(t.tokenizer.psnr > 10 && t.tokenizer.psnr < 100, String(t.tokenizer.psnr));
+  assert.ok(t.tokenizer.ssim! > 0 && t.tokenizer.ssim! <= 1);
+  assert.equal(t.tokenizer.codebook.total, N * 64);
+  assert.equal(t.generatedCodebook.total, N * 64);
+  assert.ok(t.tokenizer.codebook.used >= 1 && t.tokenizer.codebook.used <= 256);
+  assert.match(t.featureDistances, /not computed/);
+
+  const i = report.i2t!;
+  assert.equal(i.images, N);
+  assert.deepEqual(i.referencesPerImage, { min: 4, max: 4, mean: 4 });
+  assert.deepEqual(i.rows.map((r) => r.decoding), ['greedy', 'beam 2']);
+  for (const r of i.rows) {
+    for (const k of ['bleu1', 'bleu2', 'bleu3', 'bleu4', 'rougeL'] as const) assert.ok(r.metrics[k] >= 0 && r.metrics[k] <= 1, `${k} ${r.metrics[k]}`);
+    assert.ok(r.metrics.ciderD >= 0 && r.metrics.ciderD <= 10);
+    assert.equal(r.metrics.images, N);
+    const a = r.attributes!;
+    assert.equal(a.total, N);
+    assert.ok(a.correct + a.parseFailures <= N);
+    assert.equal(a.allCorrect, a.correct / N);
+  }
+
+  const v = report.vqa!;
+  const items = TEST.slice(0, N).reduce((s, r) => s + (r.vqa?.length ?? 0), 0);
+  assert.equal(v.questions, items);
+  assert.equal(Object.values(v.perKind).reduce((s, k) => s + k.questions, 0), items);
+  assert.equal(Object.values(v.perKind).reduce((s, k) => s + k.correct, 0), v.correct);
+  assert.ok(v.exactMatch >= 0 && v.exactMatch <= 1);
+  assert.ok(v.questionsWithUnknownTokens >= 0 && v.questionsWithUnknownTokens <= items);
+  assert.ok(v.unreachableAnswers >= 0 && v.correct <= items - v.unreachableAnswers);
+  assert.equal(Object.keys(v.unknownWords).length > 0, v.questionsWithUnknownTokens > 0, 'the words that became [UNK] are listed');
+  assert.deepEqual(t.unknownWords, {});
+  assert.match(v.scoring, /exact match after normalisation/);
+  assert.ok('count' in v.perKind && 'colour' in v.perKind);
+
+  const md = readFileSync(join(OUT, 'eval.md'), 'utf8');
+  for (const s of ['| real |', '| reconstruction |', '| generated |', '| random codes |', 'CIDEr-D', 'exact match', 'FD / KID', 'not computed']) assert.ok(md.includes(s), s);
+  for (const f of ['t2i-sheet.png', 'i2t-sheet.png']) assert.deepEqual([...readFileSync(join(OUT, f)).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], f);
+  const html = readFileSync(join(OUT, 'sheets.html'), 'utf8');
+  assert.ok(html.includes(TEST[0]!.captions.en![0]!), 'the sheet shows the prompts');
+  assert.equal((html.match(/data:image\/png;base64/g) ?? []).length, 4 * 4 + 4 + 4);
+});
+
+test('deterministic given the seed: a second run (another batch size) gives the same figures; the t2i image is textToImage\'s', async () => {
+  assert.ok(report, 'needs the previous test');
+  const again = await runEval(vilg, ds, { n: N, seed: SEED, beams: 2, sheet: 2, batchSize: 3, silent: true });
+  assert.deepEqual(figures(again.report), figures(report));
+  // Sample 0's image is what the public API gives for its prompt and stream seed.
+  const s0 = again.sheets.t2i[0]!;
+  const api = await vilg.textToImage(s0.prompt, { n: 1, topK: 32, seed: evalStreamSeed('t2i', SEED, s0.id) });
+  assert.deepEqual(api.images[0]!.rgb, s0.generated);
+  // Another seed changes the generated images (not the calibration rows).
+  const other = await runEval(vilg, ds, { n: 1, seed: SEED + 1, tasks: ['t2i'], sheet: 1, silent: true });
+  assert.notDeepEqual(other.sheets.t2i[0]!.generated, s0.generated);
+  assert.deepEqual(other.sheets.t2i[0]!.reconstruction, s0.reconstruction);
+});
+
+test('normaliseAnswer: NFKC, lowercase, punctuation → space, whitespace collapsed, CJK spaces removed', () => {
+  assert.equal(normaliseAnswer('  Top Left. '), 'top left');
+  assert.equal(normaliseAnswer('Yes!!'), 'yes');
+  assert.equal(normaliseAnswer('top-left'), 'top left');
+  assert.equal(normaliseAnswer('"left  of"'), 'left of');
+  assert.equal(normaliseAnswer('ＲＥＤ'), 'red');
+  assert.equal(normaliseAnswer('左 上 角。'), '左上角');
+  assert.equal(normaliseAnswer('两个！'), '两个');
+  assert.ok(answersMatch('Two.', 'two'));
+  assert.ok(answersMatch('cyan', ' CYAN '));
+  assert.ok(!answersMatch('two', 'three'));
+  assert.ok(!answersMatch('', 'one'));
+  assert.throws(() => normaliseAnswer(3 as unknown as string), TypeError);
+});
+
+test('captionMatchesScene: every caption of the data set matches its own scene; a changed attribute does not', () => {
+  const records: SampleRecord[] = ds.records;
+  for (const r of records) {
+    const a = sceneAttrsOf(r)!;
+    for (const lang of ['en', 'zh'] as const) for (const c of r.captions[lang]!) assert.ok(captionMatchesScene(parseCaption(c, lang), a), `${r.id} ${c}`);
+  }
+  const pair = records.map((r) => sceneAttrsOf(r)!).find((a) => a.relation?.relation === 'left of')!;
+  const [x, y] = [pair.objects[pair.relation!.subject]!, pair.objects[pair.relation!.object]!];
+  const phrase = (o: SceneAttrs['objects'][number]): string => `a ${o.size} ${o.colour} ${o.shape}`;
+  assert.ok(captionMatchesScene(parseCaption(`${phrase(y)} to the right of ${phrase(x)}`, 'en'), pair), 'the inverse relation, subject and object swapped');
+  assert.ok(!captionMatchesScene(parseCaption(`${phrase(x)} to the right of ${phrase(y)}`, 'en'), pair), 'the wrong relation');
+  assert.ok(!captionMatchesScene(parseCaption(`${phrase(x)} to the left of a ${y.size} ${y.colour === 'red' ? 'blue' : 'red'} ${y.shape}`, 'en'), pair), 'a wrong colour');
+  const single = records.map((r) => sceneAttrsOf(r)!).find((a) => a.objects.length === 1 && a.objects[0]!.position!.col === 'left')!;
+  const o = single.objects[0]!;
+  assert.ok(!captionMatchesScene(parseCaption(`${phrase(o)} on the right`, 'en'), single), 'a wrong position');
+  assert.ok(!captionMatchesScene(parseCaption(`${phrase(o)} to the left of a small black cross`, 'en'), single), 'two objects for one');
+});
+
+test('bad arguments give clear errors', async () => {
+  const base = ['--model', MODEL, '--data', DATA, '--quiet', '--out', join(tmp, 'bad')];
+  assert.match((await cli(['--data', DATA]))!, /--model is required/);
+  assert.match((await cli(['--model', MODEL, '--data', join(tmp, 'nope')]))!, /--data .*nope: no such directory/);
+  assert.match((await cli(['--model', MODEL, '--data', MODEL]))!, /--data: .* is not a prepared data set: images\.bin is missing/);
+  assert.match((await cli(['--model', DATA, '--data', DATA]))!, /--model: .*has no config\.json/);
+  assert.match((await cli([...base, '--tasks', 't2i,captions']))!, /unknown task 'captions' \(known: t2i, i2t, vqa\)/);
+  assert.match((await cli([...base, '--tasks', ',']))!, /--tasks needs at least one/);
+  assert.match((await cli([...base, '--split', 'dev']))!, /--split must be train, val or test/);
+  assert.match((await cli([...base, '--lang', 'fr']))!, /--lang must be en or zh/);
+  assert.match((await cli([...base, '--n', '0']))!, new RegExp(`n \\(samples of split 'test'\\) must be an integer in \\[1, ${TEST.length}\\], got 0`));
+  assert.match((await cli([...base, '--n', String(TEST.length + 1)]))!, /must be an integer in \[1, /);
+  assert.match((await cli([...base, '--n', '2.5']))!, /got 2\.5/);
+  assert.match((await cli([...base, '--top-k', '999']))!, /topK .* must be an integer in \[0, 256\]/);
+  assert.match((await cli([...base, 'extra']))!, /unexpected argument 'extra'/);
+  // A split with no samples: a 2-scene data set leaves at least one split empty.
+  const tiny = join(tmp, 'tiny');
+  prepareShapes({ out: tiny, count: 2, size: 32, seed: 0, maxObjects: 2, noiseSigma: 0 });
+  const empty = (['train', 'val', 'test'] as const).find((s) => openDataset(tiny).split(s).length === 0)!;
+  assert.match((await cli(['--model', MODEL, '--data', tiny, '--split', empty, '--quiet']))!, new RegExp(`split '${empty}' of .*tiny has no samples`));
+  await assert.rejects(runEval(vilg, ds, { n: 2, bogus: 1 } as never), /unknown option\(s\) bogus/);
+  assert.ok(!existsSync(join(tmp, 'bad', 'eval.json')), 'nothing written on an error');
+});
