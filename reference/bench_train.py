@@ -18,7 +18,6 @@ column / conv patterns as dense boolean [S, S] masks over full attention, so its
 attention. Masks depend only on the layout, so they are built once and cached (a real training loop would
 precompute them too), leaving the step to the model. Started by the caller with OPENBLAS_CORETYPE=Cooperlake.
 """
-import functools
 import json
 import math
 import os
@@ -29,25 +28,14 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vilg_masks  # noqa: E402
 import vilg  # noqa: E402  (sets the default dtype to float64 on import; reset below)
 
 torch.set_default_dtype(torch.float32)
 torch.set_num_threads(int(os.environ.get("VILG_TORCH_THREADS", os.cpu_count() or 1)))
 torch.manual_seed(0)
 
-_build_mask = vilg.build_dense_mask
-
-
-@functools.lru_cache(maxsize=None)
-def _cached_mask(segments_json, kind, conv_kernel):
-    return _build_mask(json.loads(segments_json), kind, conv_kernel)
-
-
-def cached_mask(segments, kind, conv_kernel=3):
-    return _cached_mask(json.dumps(segments, sort_keys=True), kind, conv_kernel)
-
-
-vilg.build_dense_mask = cached_mask  # ErnieVilg.hidden looks the name up in vilg's namespace
+cached_mask = vilg_masks.install_mask_cache(vilg)  # masks built once per layout (see vilg_masks.py)
 
 
 class Trainer:

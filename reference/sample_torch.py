@@ -38,7 +38,6 @@ Legend: B batch (rows, candidates or live beams), S layout length, s new positio
 C classes of the head (K codes or V text ids), T text positions, n = h·w codes.
 """
 import argparse
-import functools
 import json
 import math
 import os
@@ -50,23 +49,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vilg_masks  # noqa: E402
 import vilg  # noqa: E402  (sets the default dtype to float64 on import; the worker resets it to float32)
 
 FIXTURE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "vilg")
-_build_mask = vilg.build_dense_mask
-
-
-@functools.lru_cache(maxsize=None)
-def _cached_mask(segments_json, kind, conv_kernel):
-    return _build_mask(json.loads(segments_json), kind, conv_kernel)
-
-
-def cached_mask(segments, kind, conv_kernel=3):
-    """vilg.build_dense_mask, built once per (layout, kind, kernel)."""
-    return _cached_mask(json.dumps(segments, sort_keys=True), kind, conv_kernel)
-
-
-vilg.build_dense_mask = cached_mask  # ErnieVilg.hidden looks the name up in vilg's namespace
+cached_mask = vilg_masks.install_mask_cache(vilg)  # masks built once per layout (see vilg_masks.py)
 
 
 # ---------------------------------------------------------------- safetensors reader

@@ -13,6 +13,7 @@ window and q <= p; source role row = same row, column = same column, conv = k×k
 Script mode writes test/fixtures/vilg/masks.json (a few layouts × every kind) for the TypeScript test:
     /usr/bin/python3 reference/vilg_masks.py
 """
+import functools
 import json
 import os
 
@@ -99,6 +100,23 @@ def main():
         f.write("\n")
     print(f"wrote {len(masks)} masks to {os.path.normpath(out)}")
 
+
+
+def install_mask_cache(module):
+    """Replaces module.build_dense_mask (reference/vilg.py looks the name up in its own namespace) by a version
+    built once per (layout, kind, kernel): masks depend only on the layout, so benchmarks and samplers, like a
+    real training loop, precompute them. Returns the cached function."""
+    build = module.build_dense_mask
+
+    @functools.lru_cache(maxsize=None)
+    def cached(segments_json, kind, conv_kernel):
+        return build(json.loads(segments_json), kind, conv_kernel)
+
+    def cached_mask(segments, kind, conv_kernel=3):
+        return cached(json.dumps(segments, sort_keys=True), kind, conv_kernel)
+
+    module.build_dense_mask = cached_mask
+    return cached_mask
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ import { Generator } from '../engine/random.js';
 import { textRows } from '../models/vilg/batch.js';
 import { runSteps, sampleImageCodes, textDecodeSteps } from '../models/vilg/generate.js';
 import type { VilgPipeline } from '../models/vilg/pipeline.js';
+import { median, torchAvailable } from './train.js';
 
 export interface SampleRow {
   case: string; n: number; kv_cache: boolean; ms: number; tokens_per_s: number;
@@ -54,7 +55,6 @@ export const SAMPLE_CASES: readonly Case[] = Object.freeze([true, false].flatMap
 
 const IDLE_GAP_MS = 200;
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
-const median = (xs: readonly number[]): number => { const s = [...xs].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /** reference/sample_torch.py --worker, speaking JSON lines. */
@@ -99,18 +99,6 @@ class TorchWorker {
     await gone;
     clearTimeout(t);
   }
-}
-
-/** Whether python can import torch. */
-function torchAvailable(python: string): Promise<string | null> {
-  if (!existsSync(python)) return Promise.resolve(`${python} not found`);
-  return new Promise((res) => {
-    const p = spawn(python, ['-c', 'import torch'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    p.on('error', (e) => res(e.message));
-    p.on('exit', (code) => res(code === 0 ? null : err.trim().split('\n').pop() ?? `exit code ${code}`));
-  });
 }
 
 /** Runs the cases on a loaded model; rows as they finish. */

@@ -242,7 +242,7 @@ const IDLE_GAP_MS = 200; // see the header: OpenBLAS/OpenMP threads spin ~0.1 s 
 const WARMUP_STEPS = 2;  // per side at setup: JIT, primitive caches, the output pool, allocator
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
-function median(xs: readonly number[]): number {
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
@@ -251,7 +251,7 @@ function median(xs: readonly number[]): number {
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /** Whether python can import torch (a short subprocess). */
-async function torchAvailable(python: string): Promise<string | null> {
+export async function torchAvailable(python: string): Promise<string | null> {
   if (!existsSync(python)) return `${python} not found`;
   return new Promise((res) => {
     const p = spawn(python, ['-c', 'import torch'], { stdio: ['ignore', 'ignore', 'pipe'] });

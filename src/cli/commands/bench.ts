@@ -75,9 +75,9 @@ export const commands: Record<string, Command> = {
       const { VilgPipeline } = await import('../../models/vilg/pipeline.js');
       const { benchSample, sampleMarkdown } = await import('../../bench/sample.js');
       const { DEFAULT_MODEL } = await import('./generate.js');
-      const { fileURLToPath } = await import('node:url');
+      const { packageRoot } = await import('../../util/package-root.js');
       const { join } = await import('node:path');
-      const dir = typeof o['model'] === 'string' ? o['model'] : join(fileURLToPath(new URL('../../../../', import.meta.url)), DEFAULT_MODEL);
+      const dir = typeof o['model'] === 'string' ? o['model'] : join(packageRoot(), DEFAULT_MODEL);
       let vilg: import('../../models/vilg/pipeline.js').VilgPipeline;
       try { vilg = await VilgPipeline.load(dir); } catch (e) { throw new UsageError((e as Error).message); }
       const f = (x: number | null, d: number, w: number): string => (x === null ? '—' : x.toFixed(d)).padStart(w);

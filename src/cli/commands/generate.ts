@@ -2,22 +2,12 @@
 // the command line. The default model is the committed models/vilg-shapes (found from the package root,
 // so the commands work from any directory). Heavy modules load inside run(), so `vilg --help` stays fast.
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../../util/package-root.js';
 import { UsageError, type OptionSpec, type ParsedOptions } from '../args.js';
 import type { Command } from '../command.js';
 import type { GeneratedImage, TextToImageResult, VilgPipeline } from '../../models/vilg/pipeline.js';
 
-/** The package root (the directory holding package.json), from this file's location. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return dir;
-}
 
 export const DEFAULT_MODEL = 'models/vilg-shapes'; // relative to the package root
 

@@ -3,23 +3,12 @@
 // per request on stdout, and shuts down gracefully on SIGINT/SIGTERM: stop listening, refuse queued
 // jobs, let the running one finish (up to --grace seconds, then cancel it), close the model worker.
 // run() resolves once the server has closed, so `vilg serve` exits with status 0 after a signal.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { UsageError, type ParsedOptions } from '../args.js';
 import type { Command } from '../command.js';
 import { DEFAULT_MODEL } from './generate.js';
+import { packageRoot } from '../../util/package-root.js';
 
-/** The package root (the directory holding package.json), from this file's location. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return dir;
-}
 
 function int(o: ParsedOptions, name: string, lo: number, hi: number): number {
   const v = o[name];

@@ -13,8 +13,8 @@
 
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../../util/package-root.js';
 import { markNativeAvailable } from '../kernels.js';
 import { registerNativeKernels } from './native-kernels.js';
 
@@ -85,15 +85,6 @@ const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
 let addon: NativeAddon | null = null;
 let loadError: string | null = null;
 
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return dir;
-}
 
 /** VILG_POOL ('0' off, '1' or unset on) and VILG_POOL_MAX_MB (a non-negative integer) as pool options. */
 function poolOptions(): { enabled: boolean; maxCachedBytes?: number } {
