@@ -137,12 +137,17 @@ export const commands: Record<string, Command> = {
       if (positionals.length === 0) throw new UsageError('give one or more image files');
       const vilg = await openModel(o);
       const d = decodeOptions(o), rows: Record<string, unknown>[] = [];
+      const missing = positionals.find((p) => !existsSync(p));
+      if (missing !== undefined) throw new UsageError(`no such file: ${missing}`);
+      const { progress } = await import('../../util/progress.js');
+      const bar = progress('caption', positionals.length, { silent: o['json'] === true || positionals.length < 4 });
       for (const p of positionals) {
-        if (!existsSync(p)) throw new UsageError(`no such file: ${p}`);
         const r = await call(() => vilg.caption(resolve(p), d));
         rows.push({ image: p, caption: r.text, logprob: r.logprob, ms: Math.round(r.ms) });
         if (o['json'] !== true) process.stdout.write(`${p}\t${r.text}\t(log P ${r.logprob.toFixed(3)})\n`);
+        bar.tick();
       }
+      bar.done();
       if (o['json'] === true) process.stdout.write(`${JSON.stringify(rows)}\n`);
     },
   },
