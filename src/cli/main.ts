@@ -15,10 +15,11 @@ import { commands as plot } from './commands/plot.js';
 import { commands as train } from './commands/train.js';
 import { commands as generate } from './commands/generate.js';
 import { commands as evaluate } from './commands/eval.js';
+import { commands as features } from './commands/features.js';
 import { commands as serve } from './commands/serve.js';
 
 /** Every command, by its full name ('bench engine', 'data prepare', ...). */
-const COMMANDS: Record<string, Command> = { ...dataEmoji, ...dataShapes, ...dataUser, ...dataTokenizer, ...dataEncode, ...tokenizer, ...train, ...generate, ...serve, ...evaluate, ...plot, ...bench, ...info };
+const COMMANDS: Record<string, Command> = { ...dataEmoji, ...dataShapes, ...dataUser, ...dataTokenizer, ...dataEncode, ...tokenizer, ...train, ...generate, ...serve, ...evaluate, ...features, ...plot, ...bench, ...info };
 
 function usage(): string {
   const names = Object.keys(COMMANDS);

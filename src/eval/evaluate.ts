@@ -13,7 +13,10 @@
 //        random codes    uniformly random codes decoded the same way (the trivial baseline).
 //      Tokenizer figures on the same images: PSNR and SSIM (src/eval/image-metrics.ts) of the
 //      reconstructions, codebook usage and perplexity of the real images' codes and of the generated ones.
-//      FD/KID in a trained feature network are not computed here (eval.md says so).
+//      On `shapes` data with a feature network (src/eval/features.ts; default the package's
+//      models/feat-shapes-32 when it exists), FD-shapes and KID-shapes in its 64-d feature space — never
+//      called FID — of each row's images against the real test images: real train images (the first n of
+//      the train split: the floor, what sampling alone costs), reconstructions, generated, random codes.
 // i2t  Every image is captioned greedily (and by beam search with beams ≥ 2), restricted to the chosen
 //      language's tokens, and scored with BLEU-1..4, ROUGE-L and CIDEr-D (src/eval/caption-metrics.ts,
 //      the COCO toolkit's algorithms) against all the sample's captions in that language. On `shapes`
@@ -47,7 +50,10 @@ import { CodebookUsage, type UsageSummary } from '../models/vqgan/codebook.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { imageGrid, tensorToRgb, writePng } from '../util/png.js';
 import { progress } from '../util/progress.js';
+import { existsSync } from 'node:fs';
+import { packageRoot } from '../util/package-root.js';
 import { captionMetrics, type CaptionScores } from './caption-metrics.js';
+import { FeatureNet, extractFeatures, frechetDistance, kernelInceptionDistance, loadFeatureNet, KID_DEFAULTS, type KidResult } from './features.js';
 import { psnr, ssim } from './image-metrics.js';
 
 export type EvalTask = 't2i' | 'i2t' | 'vqa';
@@ -78,7 +84,15 @@ export interface EvalOptions {
   sheet?: number;
   /** No progress bars on stderr (default false). */
   silent?: boolean;
+  /**
+   * t2i on shapes data: the feature network of FD-shapes / KID-shapes — a directory (vilg train-features),
+   * a loaded FeatureNet, or null for none (default: the package's models/feat-shapes-32 when it exists).
+   */
+  features?: string | FeatureNet | null;
 }
+
+/** The committed feature network, relative to the package root. */
+export const DEFAULT_FEATURES_DIR = 'models/feat-shapes-32';
 
 export const EVAL_DEFAULTS = Object.freeze({
   split: 'test' as Split, // held out from training and from the tokenizers
@@ -143,6 +157,30 @@ export interface AttributeRow {
   total: Record<Field, number>;
 }
 
+/** One row of the FD/KID table: a set of images against the real test images, in the feature network's space. */
+export interface FeatureDistanceRow {
+  /** 'real train', 'reconstruction', 'generated', 'random codes'. */
+  label: string;
+  what: string;
+  /** Images in this row's set (the reference set has FeatureDistances.referenceImages). */
+  images: number;
+  /** FD-shapes: Fréchet distance of the Gaussians fitted to the two feature sets. */
+  fd: number;
+  /** KID-shapes: unbiased MMD² (cubic polynomial kernel) over random subsets, mean and std. */
+  kid: KidResult;
+}
+
+export interface FeatureDistances {
+  /** The feature network's directory (or 'in memory'); null when not computed. */
+  network: string | null;
+  featureDim: number | null;
+  /** The real test images every row is compared with. */
+  referenceImages: number;
+  /** How the figures were computed, or why they were not. */
+  note: string;
+  rows: FeatureDistanceRow[];
+}
+
 export interface CaptionRow {
   /** 'greedy' or 'beam k'. */
   decoding: string;
@@ -175,7 +213,7 @@ export interface EvalReport {
     note: string;
     tokenizer: { psnr: number; ssim: number | null; reconstructionPath: string; codebook: UsageSummary & { K: number } };
     generatedCodebook: UsageSummary & { K: number };
-    featureDistances: string;
+    featureDistances: FeatureDistances;
   };
   i2t?: { images: number; referencesPerImage: { min: number; max: number; mean: number }; rows: CaptionRow[] };
   vqa?: {
@@ -279,6 +317,15 @@ function usage(u: CodebookUsage): UsageSummary & { K: number } {
   return { ...u.summary(), K: u.nEmbed };
 }
 
+/** The feature network named by EvalOptions.features, with its directory; null when there is none. */
+async function resolveFeatureNet(f: EvalOptions['features']): Promise<{ net: FeatureNet; dir: string } | null> {
+  if (f === null) return null;
+  if (f instanceof FeatureNet) return { net: f, dir: 'in memory' };
+  const dir = f ?? join(packageRoot(), DEFAULT_FEATURES_DIR);
+  if (f === undefined && !existsSync(join(dir, 'config.json'))) return null;
+  try { return { net: await loadFeatureNet(dir), dir: f ?? DEFAULT_FEATURES_DIR }; } catch (e) { throw new RangeError(`evaluate: features: ${(e as Error).message}`); }
+}
+
 const seconds = (t0: number): number => Math.round((performance.now() - t0) / 10) / 100;
 
 function intIn(name: string, v: unknown, lo: number, hi: number): number {
@@ -287,9 +334,9 @@ function intIn(name: string, v: unknown, lo: number, hi: number): number {
 }
 
 /** The options with defaults applied, validated against the model and the split. */
-function resolveOptions(vilg: VilgPipeline, ds: Dataset, o: EvalOptions): Required<Omit<EvalOptions, 'silent'>> & { silent: boolean; records: SampleRecord[]; splitSamples: number } {
+function resolveOptions(vilg: VilgPipeline, ds: Dataset, o: EvalOptions): Required<Omit<EvalOptions, 'silent' | 'features'>> & { silent: boolean; records: SampleRecord[]; splitSamples: number } {
   if (o === null || typeof o !== 'object') throw new RangeError('evaluate: options must be an object');
-  const known = ['split', 'tasks', 'n', 'seed', 'lang', 'temperature', 'topK', 'topP', 'beams', 'batchSize', 'sheet', 'silent'];
+  const known = ['split', 'tasks', 'n', 'seed', 'lang', 'temperature', 'topK', 'topP', 'beams', 'batchSize', 'sheet', 'silent', 'features'];
   const extra = Object.keys(o).filter((k) => !known.includes(k));
   if (extra.length > 0) throw new RangeError(`evaluate: unknown option(s) ${extra.join(', ')} (known: ${known.join(', ')})`);
   const split = o.split ?? EVAL_DEFAULTS.split;
@@ -319,6 +366,8 @@ function resolveOptions(vilg: VilgPipeline, ds: Dataset, o: EvalOptions): Requir
   const beams = intIn('beams', o.beams ?? EVAL_DEFAULTS.beams, 1, 64);
   const batchSize = intIn('batchSize', o.batchSize ?? EVAL_DEFAULTS.batchSize, 1, 256);
   const sheet = intIn('sheet', o.sheet ?? EVAL_DEFAULTS.sheet, 0, 256);
+  const f = o.features;
+  if (f !== undefined && f !== null && !(f instanceof FeatureNet) && (typeof f !== 'string' || f === '')) throw new RangeError(`evaluate: features must be a directory, a FeatureNet or null, got ${String(f)}`);
   return { split, tasks, n, seed, lang, temperature, topK, topP, beams, batchSize, sheet, silent: o.silent === true, records, splitSamples: all.length };
 }
 
@@ -327,6 +376,7 @@ function resolveOptions(vilg: VilgPipeline, ds: Dataset, o: EvalOptions): Requir
 /** Evaluates a model on the first n samples of a split; the report holds every figure and setting. */
 export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOptions = {}): Promise<EvalResult> {
   const o = resolveOptions(vilg, ds, options);
+  const featureNet = o.tasks.includes('t2i') ? await resolveFeatureNet(options.features) : null;
   const c = vilg.model.config, [h, w] = c.imageGrid, nCodes = h * w, K = c.numCodes, S = vilg.imageSize, sp = vilg.specials;
   const dataH = ds.card.imageSize.height, dataW = ds.card.imageSize.width;
   const recs = o.records, lang = o.lang;
@@ -390,6 +440,10 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
     let truncated = 0, unknown = 0, psnrSum = 0, ssimSum = 0;
     const unknownWords = new Map<string, number>();
     const canSsim = S >= 11;
+    // Images kept for FD/KID (shapes data with a feature network of the images' size only).
+    const fdSize = featureNet?.net.config.imageSize ?? -1;
+    const keep = shapes && featureNet !== null && fdSize === S && fdSize === dataH;
+    const kept = { real: [] as Uint8Array[], reconstruction: [] as Uint8Array[], generated: [] as Uint8Array[], random: [] as Uint8Array[] };
     const b = bar('t2i', withCaption.length);
     for (const part of chunks(withCaption, o.batchSize)) {
       const enc = part.map((r) => vilg.encodeText(r.captions[lang]![0]!, 't2i'));
@@ -409,6 +463,7 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
       realUsage.add(realCodes);
       part.forEach((r, i) => {
         const real = realAtS.get(r.id)!, attrs = attrsOf.get(r.id) ?? null;
+        if (keep) { kept.real.push(ds.image(r.index)); kept.reconstruction.push(recon[i]!); kept.generated.push(generated[i]!); kept.random.push(random[i]!); }
         psnrSum += Math.min(100, psnr(real, recon[i]!)); // a pixel-perfect reconstruction counts as 100 dB (as the tokenizer's own evaluation)
         if (canSsim) ssimSum += ssim(real, recon[i]!, S, S);
         let verdict: SceneComparison | null = null;
@@ -440,7 +495,37 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
         : 'attribute accuracy needs shapes attributes (record.attrs); this data set has none, so only the tokenizer figures and the contact sheet are reported',
       tokenizer: { psnr: psnrSum / N, ssim: canSsim ? ssimSum / N : null, reconstructionPath: path, codebook: usage(realUsage) },
       generatedCodebook: usage(genUsage),
-      featureDistances: 'not computed: FD/KID need a trained in-domain feature network, which this evaluation does not have',
+      featureDistances: featureDistances(kept, keep, fdSize),
+    };
+  }
+
+  function featureDistances(kept: Record<'real' | 'reconstruction' | 'generated' | 'random', Uint8Array[]>, computed: boolean, size: number): FeatureDistances {
+    const none = (why: string): FeatureDistances => ({ network: featureNet?.dir ?? null, featureDim: featureNet?.net.config.featureDim ?? null, referenceImages: 0, note: `not computed: ${why}`, rows: [] });
+    if (!shapes) return none('the feature network is trained on shapes scenes and this data set is not shapes');
+    if (featureNet === null) return none(`no feature network (train one with \`vilg train-features\`; the default ${DEFAULT_FEATURES_DIR} is missing)`);
+    if (!computed) return none(`the feature network reads ${size}×${size} images; the data are ${dataH}×${dataW} and the model's ${S}×${S}`);
+    const N = kept.real.length;
+    if (N < 2) return none(`FD and KID need at least 2 images per set, this evaluation has ${N}`);
+    const net = featureNet.net, t0 = performance.now();
+    const train = ds.split('train').filter((r) => sceneAttrsOf(r) !== null).slice(0, N).map((r) => ds.image(r.index));
+    const ref = extractFeatures(net, kept.real);
+    const kid = { subsets: KID_DEFAULTS.subsets, seed: o.seed };
+    const row = (label: string, what: string, imgs: Uint8Array[]): FeatureDistanceRow | null => {
+      if (imgs.length < 2) return null;
+      const f = extractFeatures(net, imgs);
+      return { label, what, images: imgs.length, fd: frechetDistance(f, ref), kid: kernelInceptionDistance(f, ref, { ...kid, subsetSize: Math.min(f.n, ref.n, KID_DEFAULTS.subsetSize) }) };
+    };
+    const rows = [
+      row('real train', `the first ${train.length} images of the train split (the floor: two real samples of this size)`, train),
+      row('reconstruction', 'tokenizer codes of the test images, decoded by the model', kept.reconstruction),
+      row('generated', `one sample per prompt (temperature ${o.temperature}, top-k ${o.topK}, top-p ${o.topP})`, kept.generated),
+      row('random codes', 'uniformly random codes, decoded by the model (the ceiling)', kept.random),
+    ].filter((x): x is FeatureDistanceRow => x !== null);
+    timing['features'] = seconds(t0);
+    const m = Math.min(N, KID_DEFAULTS.subsetSize);
+    return {
+      network: featureNet.dir, featureDim: net.config.featureDim, referenceImages: N, rows,
+      note: `In the ${net.config.featureDim}-d feature space of the in-domain shapes network (${featureNet.dir}; trained on the train split only, src/eval/features.ts), each row against the ${N} real ${o.split} images; FD-shapes = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2(Σ1^½ Σ2 Σ1^½)^½) in float64; KID-shapes = unbiased MMD² with k(x, y) = (xᵀy/${net.config.featureDim} + 1)³ over ${KID_DEFAULTS.subsets} subsets of ${m} (seed ${o.seed}), mean ± std. The real-train row is the floor for an independent sample of n images; reconstructions are paired with the test images themselves, so they can fall below it. Not FID/KID: comparable only with figures from the same network and the same n (FD is biased upward at small n; KID is unbiased, so it can be slightly negative${N <= KID_DEFAULTS.subsetSize ? `; with n ≤ ${KID_DEFAULTS.subsetSize} every subset is the whole set and its std is 0` : ''})`,
     };
   }
 
@@ -550,8 +635,15 @@ export function formatEvalMarkdown(r: EvalReport): string {
     L.push(`| reconstruction SSIM | ${t.tokenizer.ssim === null ? 'n/a (images under 11 px)' : f3(t.tokenizer.ssim)} |`);
     L.push(`| codes used by the real images | ${t.tokenizer.codebook.used}/${t.tokenizer.codebook.K} (perplexity ${t.tokenizer.codebook.perplexity.toFixed(1)}) |`);
     L.push(`| codes used by the generated images | ${t.generatedCodebook.used}/${t.generatedCodebook.K} (perplexity ${t.generatedCodebook.perplexity.toFixed(1)}) |`);
-    L.push(`| FD / KID | ${t.featureDistances} |`, '');
-    L.push(`Reconstruction path: ${t.tokenizer.reconstructionPath}.`, '');
+    if (t.featureDistances.rows.length === 0) L.push(`| FD-shapes / KID-shapes | ${cell(t.featureDistances.note)} |`);
+    L.push('', `Reconstruction path: ${t.tokenizer.reconstructionPath}.`, '');
+    const fd = t.featureDistances;
+    if (fd.rows.length > 0) {
+      L.push('### FD-shapes / KID-shapes (in-domain feature network, not FID)', '', fd.note + '.', '');
+      L.push(`| images | n | vs real ${r.data.split} (n) | FD-shapes | KID-shapes (mean ± std) |`, '|---|---:|---:|---:|---:|');
+      for (const x of fd.rows) L.push(`| ${x.label} | ${x.images} | ${fd.referenceImages} | ${x.fd.toFixed(3)} | ${x.kid.mean.toFixed(4)} ± ${x.kid.std.toFixed(4)} |`);
+      L.push('', ...fd.rows.map((x) => `- ${x.label}: ${x.what}`), '');
+    }
   }
   if (r.i2t) {
     const t = r.i2t;

@@ -95,7 +95,18 @@ test('vilg eval writes eval.json, eval.md, contact sheets and sheets.html; figur
   assert.equal(t.tokenizer.codebook.total, N * 64);
   assert.equal(t.generatedCodebook.total, N * 64);
   assert.ok(t.tokenizer.codebook.used >= 1 && t.tokenizer.codebook.used <= 256);
-  assert.match(t.featureDistances, /not computed/);
+  const fd = t.featureDistances;
+  assert.equal(fd.network, 'models/feat-shapes-32', 'the committed feature network by default');
+  assert.equal(fd.featureDim, 64);
+  assert.equal(fd.referenceImages, N);
+  assert.match(fd.note, /Not FID\/KID/);
+  assert.deepEqual(fd.rows.map((x) => x.label), ['real train', 'reconstruction', 'generated', 'random codes']);
+  for (const x of fd.rows) {
+    assert.equal(x.images, N);
+    assert.ok(Number.isFinite(x.fd) && x.fd >= 0, `${x.label} FD ${x.fd}`);
+    assert.ok(Number.isFinite(x.kid.mean) && x.kid.std >= 0, `${x.label} KID ${x.kid.mean}`);
+    assert.deepEqual([x.kid.subsets, x.kid.subsetSize], [10, N]);
+  }
 
   const i = report.i2t!;
   assert.equal(i.images, N);
@@ -125,7 +136,8 @@ test('vilg eval writes eval.json, eval.md, contact sheets and sheets.html; figur
   assert.ok('count' in v.perKind && 'colour' in v.perKind);
 
   const md = readFileSync(join(OUT, 'eval.md'), 'utf8');
-  for (const s of ['| real |', '| reconstruction |', '| generated |', '| random codes |', 'CIDEr-D', 'exact match', 'FD / KID', 'not computed']) assert.ok(md.includes(s), s);
+  for (const s of ['| real |', '| reconstruction |', '| generated |', '| random codes |', 'CIDEr-D', 'exact match', 'FD-shapes / KID-shapes (in-domain feature network, not FID)', '| real train |']) assert.ok(md.includes(s), s);
+  assert.ok(!md.includes('not computed'), 'FD/KID were computed');
   for (const f of ['t2i-sheet.png', 'i2t-sheet.png']) assert.deepEqual([...readFileSync(join(OUT, f)).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], f);
   const html = readFileSync(join(OUT, 'sheets.html'), 'utf8');
   assert.ok(html.includes(TEST[0]!.captions.en![0]!), 'the sheet shows the prompts');
@@ -144,6 +156,8 @@ test('deterministic given the seed: a second run (another batch size) gives the 
   const other = await runEval(vilg, ds, { n: 1, seed: SEED + 1, tasks: ['t2i'], sheet: 1, silent: true });
   assert.notDeepEqual(other.sheets.t2i[0]!.generated, s0.generated);
   assert.deepEqual(other.sheets.t2i[0]!.reconstruction, s0.reconstruction);
+  assert.match(other.report.t2i!.featureDistances.note, /not computed: FD and KID need at least 2 images per set, this evaluation has 1/);
+  assert.deepEqual(other.report.t2i!.featureDistances.rows, []);
 });
 
 test('normaliseAnswer: NFKC, lowercase, punctuation → space, whitespace collapsed, CJK spaces removed', () => {
@@ -200,5 +214,7 @@ test('bad arguments give clear errors', async () => {
   const empty = (['train', 'val', 'test'] as const).find((s) => openDataset(tiny).split(s).length === 0)!;
   assert.match((await cli(['--model', MODEL, '--data', tiny, '--split', empty, '--quiet']))!, new RegExp(`split '${empty}' of .*tiny has no samples`));
   await assert.rejects(runEval(vilg, ds, { n: 2, bogus: 1 } as never), /unknown option\(s\) bogus/);
+  await assert.rejects(runEval(vilg, ds, { n: 2, features: join(tmp, 'nope') }), /features: loadFeatureNet: .*nope has no config\.json/);
+  await assert.rejects(runEval(vilg, ds, { n: 2, features: 3 as never }), /features must be a directory, a FeatureNet or null/);
   assert.ok(!existsSync(join(tmp, 'bad', 'eval.json')), 'nothing written on an error');
 });

@@ -21,6 +21,7 @@ const SPEC: OptionSpec = {
   beams: { type: 'number', help: 'i2t: also caption by beam search with this many beams (1 = greedy only)', default: 1 },
   'batch-size': { type: 'number', help: 'rows per sampling/decoding call (the figures do not depend on it)', default: 32 },
   sheet: { type: 'number', help: 'samples shown on the contact sheets', default: 32 },
+  features: { type: 'string', help: 'feature network for FD-shapes / KID-shapes on shapes data (default: models/feat-shapes-32 when present); "none" turns them off' },
   out: { type: 'string', help: 'output directory (eval.json, eval.md, *-sheet.png, sheets.html)', default: 'out/eval' },
   quiet: { type: 'boolean', help: 'no progress bars' },
 };
@@ -55,6 +56,7 @@ export function evalOptionsFrom(o: ParsedOptions): EvalOptions {
     split, lang, tasks: tasks as EvalTask[], ...(n === undefined ? {} : { n }),
     seed: num(o, 'seed')!, temperature: num(o, 'temperature')!, topK: num(o, 'top-k')!, topP: num(o, 'top-p')!,
     beams: num(o, 'beams')!, batchSize: num(o, 'batch-size')!, sheet: num(o, 'sheet')!, silent: o['quiet'] === true,
+    ...(typeof o['features'] === 'string' && o['features'] !== '' ? { features: o['features'] === 'none' ? null : o['features'] } : {}),
   };
 }
 
@@ -83,6 +85,8 @@ export const commands: Record<string, Command> = {
       const files = await writeEvalOutputs(out, result);
       const r = result.report, lines = [`evaluated ${r.model.dir} on ${r.data.dir} (${r.data.split}, ${r.data.samples} of ${r.data.splitSamples} samples)`];
       const gen = r.t2i?.attributes?.find((x) => x.label === 'generated'), real = r.t2i?.attributes?.find((x) => x.label === 'real');
+      const fdGen = r.t2i?.featureDistances.rows.find((x) => x.label === 'generated'), fdFloor = r.t2i?.featureDistances.rows.find((x) => x.label === 'real train');
+      if (fdGen && fdFloor) lines.push(`  t2i: FD-shapes ${fdGen.fd.toFixed(2)} (real train floor ${fdFloor.fd.toFixed(2)}), KID-shapes ${fdGen.kid.mean.toFixed(4)}`);
       if (gen && real) lines.push(`  t2i: all attributes correct ${(100 * gen.accuracy.all!).toFixed(1)}% (checker on real images ${(100 * real.accuracy.all!).toFixed(1)}%)`);
       for (const x of r.i2t?.rows ?? []) {
         lines.push(`  i2t ${x.decoding}: BLEU-4 ${x.metrics.bleu4.toFixed(3)}, CIDEr-D ${x.metrics.ciderD.toFixed(3)}${x.attributes ? `, all attributes correct ${(100 * x.attributes.allCorrect).toFixed(1)}%` : ''}`);
