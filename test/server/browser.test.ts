@@ -51,7 +51,10 @@ test('the page in headless Chromium: prompt â†’ candidates row by row, upload â†
   await page.waitForSelector('[data-testid=t2i-status][data-state=done]', { timeout: 60_000 });
   const seen = await page.evaluate(() => (window as unknown as { seen: { status: string[]; srcs: number } }).seen);
   const rows = seen.status.flatMap((s) => /^row (\d) of 8$/.exec(s)?.[1] ?? []).map(Number);
-  assert.deepEqual(rows, [1, 2, 3, 4, 5, 6, 7, 8], 'the grid filled in row by row');
+  // MutationObserver callbacks run after the task: when the last row's progress and the result arrive in one
+  // chunk, the status reads "row 8 of 8" only inside that task, so row 8 may be unseen; the image count below
+  // proves every row was drawn.
+  assert.ok(rows.length >= 7 && rows.every((r, i) => r === i + 1), `the grid filled in row by row: ${rows.join(', ')}`);
   assert.equal(seen.srcs, 3 * 8 + 3, 'each candidate drawn after every row, then once finished');
   assert.match(await page.textContent('[data-testid=t2i-status]') ?? '', /^3 image\(s\) in [\d.]+ s, best first$/);
   const shown = await page.$$eval('[data-testid=candidate]', (imgs) => (imgs as HTMLImageElement[]).map((i) => ({ w: i.naturalWidth, h: i.naturalHeight, src: i.src })));
