@@ -40,3 +40,18 @@ export function formatOptions(spec: OptionSpec): string {
     .map(([k, s]) => `  ${s.short === undefined ? '' : `-${s.short}, `}--${k}${s.type === 'boolean' ? '' : ` <${s.type}>`}`.padEnd(28) + s.help + (s.default !== undefined && s.default !== false ? ` (default ${String(s.default)})` : ''))
     .join('\n');
 }
+
+/** An optional integer option ≥ min (undefined when not given). */
+export function intOption(o: ParsedOptions, name: string, min: number): number | undefined {
+  const v = o[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${String(v)}`);
+  return v;
+}
+
+/** A required non-empty string option. */
+export function requiredString(o: ParsedOptions, name: string, what: string): string {
+  const v = o[name];
+  if (typeof v !== 'string' || v.trim() === '') throw new UsageError(`--${name} <${what}> is required`);
+  return v;
+}

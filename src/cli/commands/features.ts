@@ -4,23 +4,12 @@
 // computes FD-shapes / KID-shapes in its feature space. Heavy modules load inside run(), so `vilg --help` stays fast.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError, type ParsedOptions } from '../args.js';
+import { UsageError, intOption, requiredString, type ParsedOptions } from '../args.js';
 import type { Command } from '../command.js';
 
 const D = { epochs: 14, seed: 0, batchSize: 64, lr: 3e-3 } as const; // mirrors TRAIN_FEATURE_DEFAULTS (literal so --help loads nothing)
 
-function int(o: ParsedOptions, name: string, min: number): number | undefined {
-  const v = o[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${String(v)}`);
-  return v;
-}
-
-function requiredString(o: ParsedOptions, name: string, what: string): string {
-  const v = o[name];
-  if (typeof v !== 'string' || v.trim() === '') throw new UsageError(`--${name} <${what}> is required`);
-  return v;
-}
+const int = intOption; // the shared option checks live in ../args.ts
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 

@@ -1,23 +1,12 @@
 // `vilg train-tokenizer | tokenize | reconstruct | eval-tokenizer`: the VQGAN image tokenizer's commands.
 // Heavy modules load inside run(), so `vilg --help` stays fast.
 import { basename, extname, join } from 'node:path';
-import { UsageError, type ParsedOptions } from '../args.js';
+import { UsageError, intOption, requiredString, type ParsedOptions } from '../args.js';
 import type { Command } from '../command.js';
 
 const T = { steps: 20000, batchSize: 8, lr: 2e-4, discStart: 5000, sampleEvery: 500, checkpointEvery: 500, seed: 0 } as const; // mirrors TRAIN_TOKENIZER_DEFAULTS (literal so --help loads nothing)
 
-function int(o: ParsedOptions, name: string, min: number): number | undefined {
-  const v = o[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${String(v)}`);
-  return v;
-}
-
-function requiredString(o: ParsedOptions, name: string, what: string): string {
-  const v = o[name];
-  if (typeof v !== 'string' || v.trim() === '') throw new UsageError(`--${name} <${what}> is required`);
-  return v;
-}
+const int = intOption; // the shared option checks live in ../args.ts
 
 async function loadModel(dir: string): Promise<import('../../models/vqgan/vqmodel.js').VQModel> {
   await import('../../engine/index.js'); // loads the native backend when it is built
