@@ -12,7 +12,7 @@
         'native/sparse_attention.cc'
       ],
       'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
-      'defines': ['NAPI_VERSION=8'],
+      'defines': ['NAPI_VERSION=8', 'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS'],  # a worker thread terminated mid-call must not abort the process
       'cflags!': ['-fno-exceptions', '-O2'],
       'cflags_cc!': ['-fno-exceptions', '-fno-rtti', '-std=gnu++17', '-O2'],
       'cflags_cc': ['-std=c++17', '-fexceptions', '-fopenmp', '-O3', '-Wall', '-Wextra', '-Wno-unused-parameter'],
