@@ -40,7 +40,7 @@ import { progress, type Progress } from '../../util/progress.js';
 import { lrAt } from '../vqgan/train.js';
 import { rgbToTensor } from '../vqgan/evaluate.js';
 import { loadVQModel, type VQModel } from '../vqgan/vqmodel.js';
-import { textRows, textToImageBatch, vqaBatch, type TextSpecials, type VilgBatch } from './batch.js';
+import { imageToTextBatch, textRows, textToImageBatch, vqaBatch, type TextSpecials, type VilgBatch } from './batch.js';
 import { vilgConfig, vilgConfigToJson, vilgPreset, type VilgConfig, type VilgConfigInput } from './config.js';
 import { endToEndZemb, generateCaptions, sampleImageCodes } from './generate.js';
 import { saveVilgModel, type TrainMode } from './io.js';
@@ -304,10 +304,27 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
     const textT = textRows(caps, specials, config.maxTextLen);                          // [B, T]
     const codes = codesOf(batch);                                                       // [B, h, w]
     const T = textT.shape[1]!, n = config.imageGrid[0] * config.imageGrid[1];
-    let tokens = batch.length * ((T + 1 + n) + (n + T));                                // t2i + i2t sequences
-    const j = model.jointLoss({ text: textT, codes }, specials.pad, { t2i: o.weights.t2i, i2t: o.weights.i2t, vqa: 0 });
-    let loss = j.loss;                                                                  // []
-    const terms: Record<string, number> = { t2i: j.t2i.loss.item(), i2t: j.i2t.loss.item() };
+    // A direction with weight 0 is not run at all (the single-direction ablations), except the t2i pass that
+    // end-to-end reconstruction reads its hidden states from.
+    const needT2i = o.weights.t2i > 0 || (e2e && o.weights.rec > 0), needI2t = o.weights.i2t > 0;
+    let tokens = batch.length * ((needT2i ? T + 1 + n : 0) + (needI2t ? n + T : 0));  // t2i + i2t sequences
+    let loss: Tensor, t2iHidden: Tensor | null = null;
+    const terms: Record<string, number> = {};
+    if (needT2i && needI2t) {
+      const j = model.jointLoss({ text: textT, codes }, specials.pad, { t2i: o.weights.t2i, i2t: o.weights.i2t, vqa: 0 });
+      loss = j.loss;                                                                    // []
+      t2iHidden = j.t2i.hidden;                                                         // [B, S, D]
+      terms['t2i'] = j.t2i.loss.item(); terms['i2t'] = j.i2t.loss.item();
+    } else if (needT2i) {
+      const out = model.forward(textToImageBatch(config, textT, codes, specials));
+      loss = mul(out.loss, o.weights.t2i);                                              // []
+      t2iHidden = out.hidden;                                                           // [B, S, D]
+      terms['t2i'] = out.loss.item();
+    } else {
+      const out = model.forward(imageToTextBatch(config, codes, textT, specials));
+      loss = mul(out.loss, o.weights.i2t);                                              // []
+      terms['i2t'] = out.loss.item();
+    }
     if (hasVqa) {
       // A random question of each pair that has one (in the caption language when possible).
       const q: number[][] = [], a: number[][] = [], qs: ReadSample[] = [];
@@ -332,7 +349,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
     }
     if (e2e && o.weights.rec > 0) {
       const k = o.recBatch > 0 ? Math.min(o.recBatch, batch.length) : batch.length;
-      let zEmb = model.zEmb(textToImageBatch(config, textT, codes, specials), j.t2i.hidden); // [B, h, w, E] from the same pass
+      let zEmb = model.zEmb(textToImageBatch(config, textT, codes, specials), t2iHidden!); // [B, h, w, E] from the same pass
       if (k < batch.length) zEmb = slice(zEmb, 0, 0, k);                                 // [k, h, w, E]
       const xRec = rec.decode(zEmb);                                                    // [k, H, W, 3]
       const x = rgbToTensor(batch.slice(0, k).map((s) => ds.image(s.index)), r, r);     // [k, H, W, 3] in [−1, 1]
