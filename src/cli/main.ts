@@ -15,11 +15,12 @@ import { commands as plot } from './commands/plot.js';
 import { commands as train } from './commands/train.js';
 import { commands as generate } from './commands/generate.js';
 import { commands as evaluate } from './commands/eval.js';
+import { commands as compare } from './commands/compare.js';
 import { commands as features } from './commands/features.js';
 import { commands as serve } from './commands/serve.js';
 
 /** Every command, by its full name ('bench engine', 'data prepare', ...). */
-const COMMANDS: Record<string, Command> = { ...dataEmoji, ...dataShapes, ...dataUser, ...dataTokenizer, ...dataEncode, ...tokenizer, ...train, ...generate, ...serve, ...evaluate, ...features, ...plot, ...bench, ...info };
+const COMMANDS: Record<string, Command> = { ...dataEmoji, ...dataShapes, ...dataUser, ...dataTokenizer, ...dataEncode, ...tokenizer, ...train, ...generate, ...serve, ...evaluate, ...compare, ...features, ...plot, ...bench, ...info };
 
 function usage(): string {
   const names = Object.keys(COMMANDS);

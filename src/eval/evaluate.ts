@@ -44,7 +44,8 @@ import { hashString } from '../data/split.js';
 import { Generator } from '../engine/random.js';
 import { Tensor, noGrad } from '../engine/tensor.js';
 import { textRows } from '../models/vilg/batch.js';
-import { endToEndZemb, runSteps, sampleImageCodes, textDecodeSteps } from '../models/vilg/generate.js';
+import { endToEndZemb, runSteps, sampleImageCodes, textDecodeSteps, textLogLikelihood } from '../models/vilg/generate.js';
+import type { ErnieVilg } from '../models/vilg/model.js';
 import type { VilgPipeline } from '../models/vilg/pipeline.js';
 import { CodebookUsage, type UsageSummary } from '../models/vqgan/codebook.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -76,6 +77,12 @@ export interface EvalOptions {
   topK?: number;
   /** t2i nucleus mass in (0, 1]; 1 = off (default 1). */
   topP?: number;
+  /**
+   * t2i: sample this many candidates per prompt and keep the one the model's own image→text direction
+   * scores highest, log P(prompt | image) (the paper's reranking); 1 = off (default). Candidate 0 is the
+   * sample the evaluation draws without reranking, so the two settings differ only by the choice.
+   */
+  rerank?: number;
   /** i2t: ≥ 2 adds a beam-search row next to greedy (default 1: greedy only). */
   beams?: number;
   /** Rows per sampling / decoding call (default 32); the figures do not depend on it. */
@@ -102,6 +109,7 @@ export const EVAL_DEFAULTS = Object.freeze({
   temperature: 1, // sample from the model's distribution as trained
   topK: 32, // the demo's setting: cuts the long tail of unlikely codes
   topP: 1, // off
+  rerank: 1, // off: one sample per prompt
   beams: 1, // greedy only; beam search is per image and costs ~beams× more
   batchSize: 32, // large enough to use the kernels well on 2 cores; memory stays small at 8×8 codes
   sheet: 32, // a contact sheet one screen tall
@@ -196,7 +204,7 @@ export interface EvalReport {
   data: { dir: string; name: string; split: Split; splitSamples: number; samples: number; imageSize: { height: number; width: number }; shapes: boolean };
   settings: {
     tasks: EvalTask[]; n: number; seed: number; lang: Lang; batchSize: number;
-    t2i: { temperature: number; topK: number; topP: number; kvCache: true; seeds: string };
+    t2i: { temperature: number; topK: number; topP: number; rerank: number; kvCache: true; seeds: string };
     i2t: { decodings: string[]; maxLen: number; languageRestricted: Lang };
     vqa: { decoding: 'greedy'; languageRestricted: Lang; scoring: string };
   };
@@ -269,6 +277,34 @@ export function evalStreamSeed(purpose: 't2i' | 'random', seed: number, id: stri
   return hashString(`vilg-eval:${purpose}:${seed}:${id}`) & 0x7fffffff;
 }
 
+/**
+ * One image's codes per text row [b, T] → [b, h, w]: a sample per row from its own stream (seeds(0)[i]),
+ * or with candidates R > 1 the best of R such samples by the model's log P(text | codes), candidate j's
+ * streams seeded by seeds(j). Candidate 0 is the un-reranked sample; ties keep the earlier candidate.
+ */
+export function sampleBestOf(
+  model: ErnieVilg, text: Tensor, sp: { pad: number }, sampling: { temperature: number; topK: number; topP: number },
+  candidates: number, seeds: (candidate: number) => readonly number[],
+): Tensor {
+  const [h, w] = model.config.imageGrid, n = h * w, B = text.shape[0]!;
+  const draw = (j: number): Tensor => { // [B, h, w]
+    const s = seeds(j);
+    if (s.length !== B) throw new RangeError(`sampleBestOf: seeds(${j}) gave ${s.length} seeds for ${B} text rows`);
+    return sampleImageCodes(model, text, sp, { ...sampling, generator: new RowStreams(s, n) });
+  };
+  const first = draw(0);
+  if (candidates <= 1) return first;
+  const best = Int32Array.from(first.data as Int32Array), bestScore = textLogLikelihood(model, first, text, sp); // [B·n], [B]
+  for (let j = 1; j < candidates; j++) {
+    const cand = draw(j), score = textLogLikelihood(model, cand, text, sp); // [B, h, w], [B]
+    const data = cand.data as Int32Array;
+    score.forEach((v, i) => {
+      if (v > bestScore[i]!) { bestScore[i] = v; best.set(data.subarray(i * n, (i + 1) * n), i * n); }
+    });
+  }
+  return new Tensor(best, [B, h, w]);
+}
+
 /** Counts the words and symbols of `text` that the model's text tokenizer turns into [UNK]. */
 function countUnknownWords(vilg: VilgPipeline, text: string, into: Map<string, number>): void {
   // Words as the tokenizer's pre-tokenizer sees them: split at whitespace, around punctuation and around each CJK character.
@@ -336,7 +372,7 @@ function intIn(name: string, v: unknown, lo: number, hi: number): number {
 /** The options with defaults applied, validated against the model and the split. */
 function resolveOptions(vilg: VilgPipeline, ds: Dataset, o: EvalOptions): Required<Omit<EvalOptions, 'silent' | 'features'>> & { silent: boolean; records: SampleRecord[]; splitSamples: number } {
   if (o === null || typeof o !== 'object') throw new RangeError('evaluate: options must be an object');
-  const known = ['split', 'tasks', 'n', 'seed', 'lang', 'temperature', 'topK', 'topP', 'beams', 'batchSize', 'sheet', 'silent', 'features'];
+  const known = ['split', 'tasks', 'n', 'seed', 'lang', 'temperature', 'topK', 'topP', 'rerank', 'beams', 'batchSize', 'sheet', 'silent', 'features'];
   const extra = Object.keys(o).filter((k) => !known.includes(k));
   if (extra.length > 0) throw new RangeError(`evaluate: unknown option(s) ${extra.join(', ')} (known: ${known.join(', ')})`);
   const split = o.split ?? EVAL_DEFAULTS.split;
@@ -363,12 +399,13 @@ function resolveOptions(vilg: VilgPipeline, ds: Dataset, o: EvalOptions): Requir
   const topK = intIn(`topK (0 = off; the model has ${vilg.model.config.numCodes} codes)`, o.topK ?? EVAL_DEFAULTS.topK, 0, vilg.model.config.numCodes);
   const topP = o.topP ?? EVAL_DEFAULTS.topP;
   if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new RangeError(`evaluate: topP must be in (0, 1] (1 = off), got ${String(topP)}`);
+  const rerank = intIn('rerank (candidates per prompt; 1 = off)', o.rerank ?? EVAL_DEFAULTS.rerank, 1, 64);
   const beams = intIn('beams', o.beams ?? EVAL_DEFAULTS.beams, 1, 64);
   const batchSize = intIn('batchSize', o.batchSize ?? EVAL_DEFAULTS.batchSize, 1, 256);
   const sheet = intIn('sheet', o.sheet ?? EVAL_DEFAULTS.sheet, 0, 256);
   const f = o.features;
   if (f !== undefined && f !== null && !(f instanceof FeatureNet) && (typeof f !== 'string' || f === '')) throw new RangeError(`evaluate: features must be a directory, a FeatureNet or null, got ${String(f)}`);
-  return { split, tasks, n, seed, lang, temperature, topK, topP, beams, batchSize, sheet, silent: o.silent === true, records, splitSamples: all.length };
+  return { split, tasks, n, seed, lang, temperature, topK, topP, rerank, beams, batchSize, sheet, silent: o.silent === true, records, splitSamples: all.length };
 }
 
 // ---------------------------------------------------------------- the evaluation
@@ -409,7 +446,10 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
     data: { dir: ds.dir, name: ds.card.name, split: o.split, splitSamples: o.splitSamples, samples: recs.length, imageSize: { height: dataH, width: dataW }, shapes },
     settings: {
       tasks: [...o.tasks], n: o.n, seed: o.seed, lang, batchSize: o.batchSize,
-      t2i: { temperature: o.temperature, topK: o.topK, topP: o.topP, kvCache: true, seeds: `each sample draws from its own stream, Generator(hashString('vilg-eval:t2i:${o.seed}:' + id) & 0x7fffffff); random codes from 'vilg-eval:random:${o.seed}:' + id` },
+      t2i: {
+        temperature: o.temperature, topK: o.topK, topP: o.topP, rerank: o.rerank, kvCache: true,
+        seeds: `each sample draws from its own stream, Generator(hashString('vilg-eval:t2i:${o.seed}:' + id) & 0x7fffffff)${o.rerank > 1 ? `; rerank candidate j ≥ 1 from 'vilg-eval:t2i:${o.seed}:' + id + '#' + j` : ''}; random codes from 'vilg-eval:random:${o.seed}:' + id`,
+      },
       i2t: { decodings: ['greedy', ...(o.beams > 1 ? [`beam ${o.beams}`] : [])], maxLen: c.maxTextLen, languageRestricted: lang },
       vqa: { decoding: 'greedy', languageRestricted: lang, scoring: ANSWER_NORMALISATION },
     },
@@ -451,8 +491,8 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
       unknown += enc.filter((e) => e.ids.includes(unk)).length;
       enc.forEach((e, i) => { if (e.ids.includes(unk)) countUnknownWords(vilg, part[i]!.captions[lang]![0]!, unknownWords); });
       const text = textRows(enc.map((e) => e.ids), sp, c.maxTextLen); // [b, T]
-      const gen = new RowStreams(part.map((r) => evalStreamSeed('t2i', o.seed, r.id)), nCodes);
-      const codes = sampleImageCodes(vilg.model, text, sp, { temperature: o.temperature, topK: o.topK, topP: o.topP, generator: gen }); // [b, h, w]
+      const seeds = (j: number): number[] => part.map((r) => evalStreamSeed('t2i', o.seed, j === 0 ? r.id : `${r.id}#${j}`));
+      const codes = sampleBestOf(vilg.model, text, sp, { temperature: o.temperature, topK: o.topK, topP: o.topP }, o.rerank, seeds); // [b, h, w]
       const realCodes = stack(part.map((r) => codesOf.get(r.id)!), [h, w]); // [b, h, w]
       const randomCodes = stack(part.map((r) => { // [b, h, w]
         const g = new Generator(evalStreamSeed('random', o.seed, r.id));
@@ -488,7 +528,7 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
       attributes: shapes ? [
         attributeRow('real', `the ${o.split} images themselves (the checker's own accuracy)`, tally.real),
         attributeRow('reconstruction', 'tokenizer codes of the real images, decoded by the model (the "gold image sequence")', tally.reconstruction),
-        attributeRow('generated', `one sample per prompt (temperature ${o.temperature}, top-k ${o.topK}, top-p ${o.topP})`, tally.generated),
+        attributeRow('generated', generatedWhat(), tally.generated),
         attributeRow('random codes', 'uniformly random codes, decoded by the model (trivial baseline)', tally.random),
       ] : null,
       note: shapes ? `attributes read back by the shapes checker (src/data/shapes/checker.ts) and compared with each sample's attrs; accuracy per field over the images where it applies (position: one-object scenes; relation: two-object scenes)`
@@ -497,6 +537,12 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
       generatedCodebook: usage(genUsage),
       featureDistances: featureDistances(kept, keep, fdSize),
     };
+  }
+
+  /** How the generated row's images were drawn. */
+  function generatedWhat(): string {
+    const how = `temperature ${o.temperature}, top-k ${o.topK}, top-p ${o.topP}`;
+    return o.rerank > 1 ? `best of ${o.rerank} samples per prompt by log P(prompt | image) (${how})` : `one sample per prompt (${how})`;
   }
 
   function featureDistances(kept: Record<'real' | 'reconstruction' | 'generated' | 'random', Uint8Array[]>, computed: boolean, size: number): FeatureDistances {
@@ -518,7 +564,7 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
     const rows = [
       row('real train', `the first ${train.length} images of the train split (the floor: two real samples of this size)`, train),
       row('reconstruction', 'tokenizer codes of the test images, decoded by the model', kept.reconstruction),
-      row('generated', `one sample per prompt (temperature ${o.temperature}, top-k ${o.topK}, top-p ${o.topP})`, kept.generated),
+      row('generated', generatedWhat(), kept.generated),
       row('random codes', 'uniformly random codes, decoded by the model (the ceiling)', kept.random),
     ].filter((x): x is FeatureDistanceRow => x !== null);
     timing['features'] = seconds(t0);
@@ -622,7 +668,7 @@ export function formatEvalMarkdown(r: EvalReport): string {
   if (r.t2i) {
     const t = r.t2i;
     L.push('## Text → image', '');
-    L.push(`${t.prompts} prompts (each sample's main ${s.lang} caption${t.truncated > 0 ? `; ${t.truncated} truncated to the model's text length` : ''}${t.withUnknownTokens > 0 ? `; ${t.withUnknownTokens} with words outside the model's vocabulary ([UNK]: ${words(t.unknownWords)})` : ''}), one image each: temperature ${s.t2i.temperature}, top-k ${s.t2i.topK}, top-p ${s.t2i.topP}, per-sample seeds.`, '');
+    L.push(`${t.prompts} prompts (each sample's main ${s.lang} caption${t.truncated > 0 ? `; ${t.truncated} truncated to the model's text length` : ''}${t.withUnknownTokens > 0 ? `; ${t.withUnknownTokens} with words outside the model's vocabulary ([UNK]: ${words(t.unknownWords)})` : ''}), ${s.t2i.rerank > 1 ? `the best of ${s.t2i.rerank} samples each by the model's log P(prompt | image)` : 'one image each'}: temperature ${s.t2i.temperature}, top-k ${s.t2i.topK}, top-p ${s.t2i.topP}, per-sample seeds.`, '');
     if (t.attributes) {
       L.push('### Attribute accuracy (shapes checker)', '', t.note + '.', '');
       L.push(`| images | n | ${FIELDS.join(' | ')} |`, `|---|---:|${FIELDS.map(() => '---:').join('|')}|`);

@@ -17,7 +17,9 @@ import { parseCaption } from '../../src/data/shapes/parse.js';
 import { prepareShapes, sceneAttrsOf } from '../../src/data/shapes/prepare.js';
 import type { SceneAttrs } from '../../src/data/shapes/scene.js';
 import '../../src/engine/index.js';
-import { answersMatch, captionMatchesScene, evalStreamSeed, normaliseAnswer, runEval, type EvalReport } from '../../src/eval/evaluate.js';
+import { answersMatch, captionMatchesScene, evalStreamSeed, normaliseAnswer, runEval, sampleBestOf, type EvalReport } from '../../src/eval/evaluate.js';
+import { textRows } from '../../src/models/vilg/batch.js';
+import { textLogLikelihood } from '../../src/models/vilg/generate.js';
 import { VilgPipeline } from '../../src/models/vilg/pipeline.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -76,7 +78,7 @@ test('vilg eval writes eval.json, eval.md, contact sheets and sheets.html; figur
   assert.deepEqual(report.data, { dir: DATA, name: 'shapes', split: 'test', splitSamples: TEST.length, samples: N, imageSize: { height: 32, width: 32 }, shapes: true });
   assert.deepEqual(report.settings.tasks, ['t2i', 'i2t', 'vqa']);
   assert.equal(report.settings.seed, SEED);
-  assert.deepEqual({ ...report.settings.t2i, seeds: '' }, { temperature: 1, topK: 32, topP: 1, kvCache: true, seeds: '' });
+  assert.deepEqual({ ...report.settings.t2i, seeds: '' }, { temperature: 1, topK: 32, topP: 1, rerank: 1, kvCache: true, seeds: '' });
   assert.deepEqual(report.settings.i2t.decodings, ['greedy', 'beam 2']);
 
   const t = report.t2i!;
@@ -166,6 +168,30 @@ test('deterministic given the seed: a second run (another batch size) gives the 
   assert.deepEqual(other.report.t2i!.featureDistances.rows, []);
 });
 
+test('rerank: each row keeps the candidate with the highest log P(prompt | image); candidate 0 is the plain sample; the report says so', async () => {
+  const prompts = TEST.slice(0, 3).map((r) => r.captions.en![0]!);
+  const text = textRows(prompts.map((p) => vilg.encodeText(p, 't2i').ids), vilg.specials, vilg.model.config.maxTextLen); // [3, T]
+  const sampling = { temperature: 1, topK: 32, topP: 1 }, R = 4, n = 64;
+  const seeds = (j: number): number[] => [0, 1, 2].map((i) => 1000 * j + i);
+  const cands = Array.from({ length: R }, (_, j) => sampleBestOf(vilg.model, text, vilg.specials, sampling, 1, () => seeds(j))); // R × [3, 8, 8]
+  const scores = cands.map((c) => textLogLikelihood(vilg.model, c, text, vilg.specials)); // R × [3]
+  const best = sampleBestOf(vilg.model, text, vilg.specials, sampling, R, seeds);
+  assert.deepEqual(best.shape, [3, 8, 8]);
+  for (let i = 0; i < 3; i++) {
+    let jBest = 0;
+    for (let j = 1; j < R; j++) if (scores[j]![i]! > scores[jBest]![i]!) jBest = j;
+    assert.deepEqual((best.data as Int32Array).slice(i * n, (i + 1) * n), (cands[jBest]!.data as Int32Array).slice(i * n, (i + 1) * n), `row ${i}`);
+  }
+  // The candidates differ (else the test proves nothing) and candidates = 1 is the first candidate.
+  assert.notDeepEqual(cands[0]!.data, cands[1]!.data);
+  assert.deepEqual(sampleBestOf(vilg.model, text, vilg.specials, sampling, 1, seeds).data, cands[0]!.data);
+  assert.throws(() => sampleBestOf(vilg.model, text, vilg.specials, sampling, 2, () => [1]), /seeds\(0\) gave 1 seeds for 3 text rows/);
+  const r = await runEval(vilg, ds, { n: 2, seed: SEED, tasks: ['t2i'], rerank: 2, sheet: 2, features: null, silent: true });
+  assert.equal(r.report.settings.t2i.rerank, 2);
+  assert.match(r.report.settings.t2i.seeds, /rerank candidate j ≥ 1 from 'vilg-eval:t2i:3:' \+ id \+ '#' \+ j/);
+  assert.match(r.report.t2i!.attributes!.find((a) => a.label === 'generated')!.what, /^best of 2 samples per prompt by log P\(prompt \| image\)/);
+});
+
 test('normaliseAnswer: NFKC, lowercase, punctuation → space, whitespace collapsed, CJK spaces removed', () => {
   assert.equal(normaliseAnswer('  Top Left. '), 'top left');
   assert.equal(normaliseAnswer('Yes!!'), 'yes');
@@ -214,6 +240,7 @@ test('bad arguments give clear errors', async () => {
   assert.match((await cli([...base, '--n', '2.5']))!, /got 2\.5/);
   assert.match((await cli([...base, '--top-k', '999']))!, /topK .* must be an integer in \[0, 256\]/);
   assert.match((await cli([...base, 'extra']))!, /unexpected argument 'extra'/);
+  assert.match((await cli([...base, '--rerank', '0']))!, /rerank \(candidates per prompt; 1 = off\) must be an integer in \[1, 64\], got 0/);
   // A split with no samples: a 2-scene data set leaves at least one split empty.
   const tiny = join(tmp, 'tiny');
   prepareShapes({ out: tiny, count: 2, size: 32, seed: 0, maxObjects: 2, noiseSigma: 0 });

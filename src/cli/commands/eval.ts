@@ -18,6 +18,7 @@ const SPEC: OptionSpec = {
   temperature: { type: 'number', help: 't2i softmax temperature; 0 = greedy', default: 1 },
   'top-k': { type: 'number', help: 't2i: keep the k most likely codes; 0 = off', default: 32 },
   'top-p': { type: 'number', help: 't2i nucleus mass in (0, 1]; 1 = off', default: 1 },
+  rerank: { type: 'number', help: 't2i: keep the best of N samples per prompt by log P(prompt | image) (1 = off)', default: 1 },
   beams: { type: 'number', help: 'i2t: also caption by beam search with this many beams (1 = greedy only)', default: 1 },
   'batch-size': { type: 'number', help: 'rows per sampling/decoding call (the figures do not depend on it)', default: 32 },
   sheet: { type: 'number', help: 'samples shown on the contact sheets', default: 32 },
@@ -55,7 +56,7 @@ export function evalOptionsFrom(o: ParsedOptions): EvalOptions {
   return {
     split, lang, tasks: tasks as EvalTask[], ...(n === undefined ? {} : { n }),
     seed: num(o, 'seed')!, temperature: num(o, 'temperature')!, topK: num(o, 'top-k')!, topP: num(o, 'top-p')!,
-    beams: num(o, 'beams')!, batchSize: num(o, 'batch-size')!, sheet: num(o, 'sheet')!, silent: o['quiet'] === true,
+    rerank: num(o, 'rerank')!, beams: num(o, 'beams')!, batchSize: num(o, 'batch-size')!, sheet: num(o, 'sheet')!, silent: o['quiet'] === true,
     ...(typeof o['features'] === 'string' && o['features'] !== '' ? { features: o['features'] === 'none' ? null : o['features'] } : {}),
   };
 }
