@@ -13,10 +13,13 @@
 //        random codes    uniformly random codes decoded the same way (the trivial baseline).
 //      Tokenizer figures on the same images: PSNR and SSIM (src/eval/image-metrics.ts) of the
 //      reconstructions, codebook usage and perplexity of the real images' codes and of the generated ones.
-//      On `shapes` data with a feature network (src/eval/features.ts; default the package's
-//      models/feat-shapes-32 when it exists), FD-shapes and KID-shapes in its 64-d feature space — never
-//      called FID — of each row's images against the real test images: real train images (the first n of
-//      the train split: the floor, what sampling alone costs), reconstructions, generated, random codes.
+//      On `shapes` or `emoji` data with that domain's feature network (src/eval/features.ts; default the
+//      package's models/feat-shapes-32 or models/feat-emoji-64 when it exists), FD-<domain> and KID-<domain>
+//      in its 64-d feature space — never called FID — of each row's images against the real test images:
+//      real train images (the first n of the train split: the floor, what sampling alone costs),
+//      reconstructions, generated, random codes. On `emoji` also recognition: each image's feature is
+//      matched to the nearest emoji of the evaluated ones (the mean feature of each emoji's real images);
+//      top-1 / top-5 = the prompted emoji is among the 1 / 5 nearest (the test emoji are unseen in training).
 // i2t  Every image is captioned greedily (and by beam search with beams ≥ 2), restricted to the chosen
 //      language's tokens, and scored with BLEU-1..4, ROUGE-L and CIDEr-D (src/eval/caption-metrics.ts,
 //      the COCO toolkit's algorithms) against all the sample's captions in that language. On `shapes`
@@ -54,7 +57,7 @@ import { progress } from '../util/progress.js';
 import { existsSync } from 'node:fs';
 import { packageRoot } from '../util/package-root.js';
 import { captionMetrics, type CaptionScores } from './caption-metrics.js';
-import { FeatureNet, extractFeatures, frechetDistance, kernelInceptionDistance, loadFeatureNet, KID_DEFAULTS, type KidResult } from './features.js';
+import { FeatureNet, domainOf, emojiAttrsOf, extractFeatures, frechetDistance, kernelInceptionDistance, loadFeatureNet, KID_DEFAULTS, type FeatureDomain, type FeatureSet, type KidResult } from './features.js';
 import { psnr, ssim } from './image-metrics.js';
 
 export type EvalTask = 't2i' | 'i2t' | 'vqa';
@@ -92,14 +95,15 @@ export interface EvalOptions {
   /** No progress bars on stderr (default false). */
   silent?: boolean;
   /**
-   * t2i on shapes data: the feature network of FD-shapes / KID-shapes — a directory (vilg train-features),
-   * a loaded FeatureNet, or null for none (default: the package's models/feat-shapes-32 when it exists).
+   * t2i on shapes or emoji data: the feature network of FD / KID (and emoji recognition) — a directory (vilg
+   * train-features), a loaded FeatureNet, or null for none (default: the package's DEFAULT_FEATURES_DIRS entry
+   * of the data's domain when it exists).
    */
   features?: string | FeatureNet | null;
 }
 
-/** The committed feature network, relative to the package root. */
-export const DEFAULT_FEATURES_DIR = 'models/feat-shapes-32';
+/** The committed feature networks, relative to the package root. */
+export const DEFAULT_FEATURES_DIRS: Readonly<Record<FeatureDomain, string>> = Object.freeze({ shapes: 'models/feat-shapes-32', emoji: 'models/feat-emoji-64' });
 
 export const EVAL_DEFAULTS = Object.freeze({
   split: 'test' as Split, // held out from training and from the tokenizers
@@ -172,13 +176,25 @@ export interface FeatureDistanceRow {
   what: string;
   /** Images in this row's set (the reference set has FeatureDistances.referenceImages). */
   images: number;
-  /** FD-shapes: Fréchet distance of the Gaussians fitted to the two feature sets. */
+  /** FD-<domain>: Fréchet distance of the Gaussians fitted to the two feature sets. */
   fd: number;
-  /** KID-shapes: unbiased MMD² (cubic polynomial kernel) over random subsets, mean and std. */
+  /** KID-<domain>: unbiased MMD² (cubic polynomial kernel) over random subsets, mean and std. */
   kid: KidResult;
 }
 
+/** Emoji recognition by retrieval in the feature space (emoji data only). */
+export interface Recognition {
+  /** Distinct emoji (code point sequences) among the evaluated images: the gallery. */
+  gallery: number;
+  /** Expected top-1 / top-5 of a random guess: 1/gallery, 5/gallery. */
+  chance: { top1: number; top5: number };
+  rows: { label: string; images: number; top1: number; top5: number }[];
+  note: string;
+}
+
 export interface FeatureDistances {
+  /** 'shapes' or 'emoji': names the figures FD-<domain> / KID-<domain>; null when not computed. */
+  domain: FeatureDomain | null;
   /** The feature network's directory (or 'in memory'); null when not computed. */
   network: string | null;
   featureDim: number | null;
@@ -187,6 +203,8 @@ export interface FeatureDistances {
   /** How the figures were computed, or why they were not. */
   note: string;
   rows: FeatureDistanceRow[];
+  /** Emoji data: recognition of the prompted emoji; null otherwise. */
+  recognition: Recognition | null;
 }
 
 export interface CaptionRow {
@@ -305,6 +323,27 @@ export function sampleBestOf(
   return new Tensor(best, [B, h, w]);
 }
 
+/**
+ * Retrieval ranks for emoji recognition. The gallery holds each distinct key (an emoji's code points) once,
+ * as the mean of the `real` feature rows with that key; query row i (an image made for keys[i]) gets the
+ * 0-based rank of its own key among the gallery entries by Euclidean distance to its feature (rank < k:
+ * recognised at top-k). Ties count in the query's favour.
+ */
+export function recognitionRanks(real: FeatureSet, keys: readonly string[], queries: FeatureSet): number[] {
+  if (keys.length !== real.n || queries.n !== real.n || queries.d !== real.d) throw new RangeError(`recognitionRanks: expected ${real.n} keys and ${real.n}×${real.d} queries, got ${keys.length} keys and ${queries.n}×${queries.d}`);
+  const d = real.d, uniq = [...new Set(keys)], G = uniq.length, at = new Map(uniq.map((k, i) => [k, i]));
+  const gallery = new Float64Array(G * d), count = new Float64Array(G);
+  keys.forEach((k, i) => { const g = at.get(k)!; count[g]++; for (let j = 0; j < d; j++) gallery[g * d + j]! += real.data[i * d + j]!; });
+  for (let g = 0; g < G; g++) for (let j = 0; j < d; j++) gallery[g * d + j]! /= count[g]!;
+  return keys.map((k, i) => {
+    const dist = (g: number): number => { let s2 = 0; for (let j = 0; j < d; j++) { const t = queries.data[i * d + j]! - gallery[g * d + j]!; s2 += t * t; } return s2; };
+    const want = at.get(k)!, mine = dist(want);
+    let rank = 0;
+    for (let g = 0; g < G; g++) if (g !== want && dist(g) < mine) rank++;
+    return rank;
+  });
+}
+
 /** Counts the words and symbols of `text` that the model's text tokenizer turns into [UNK]. */
 function countUnknownWords(vilg: VilgPipeline, text: string, into: Map<string, number>): void {
   // Words as the tokenizer's pre-tokenizer sees them: split at whitespace, around punctuation and around each CJK character.
@@ -354,12 +393,12 @@ function usage(u: CodebookUsage): UsageSummary & { K: number } {
 }
 
 /** The feature network named by EvalOptions.features, with its directory; null when there is none. */
-async function resolveFeatureNet(f: EvalOptions['features']): Promise<{ net: FeatureNet; dir: string } | null> {
-  if (f === null) return null;
+async function resolveFeatureNet(f: EvalOptions['features'], domain: FeatureDomain | null): Promise<{ net: FeatureNet; dir: string } | null> {
+  if (f === null || (f === undefined && domain === null)) return null;
   if (f instanceof FeatureNet) return { net: f, dir: 'in memory' };
-  const dir = f ?? join(packageRoot(), DEFAULT_FEATURES_DIR);
+  const dir = f ?? join(packageRoot(), DEFAULT_FEATURES_DIRS[domain!]);
   if (f === undefined && !existsSync(join(dir, 'config.json'))) return null;
-  try { return { net: await loadFeatureNet(dir), dir: f ?? DEFAULT_FEATURES_DIR }; } catch (e) { throw new RangeError(`evaluate: features: ${(e as Error).message}`); }
+  try { return { net: await loadFeatureNet(dir), dir: f ?? DEFAULT_FEATURES_DIRS[domain!] }; } catch (e) { throw new RangeError(`evaluate: features: ${(e as Error).message}`); }
 }
 
 const seconds = (t0: number): number => Math.round((performance.now() - t0) / 10) / 100;
@@ -413,7 +452,8 @@ function resolveOptions(vilg: VilgPipeline, ds: Dataset, o: EvalOptions): Requir
 /** Evaluates a model on the first n samples of a split; the report holds every figure and setting. */
 export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOptions = {}): Promise<EvalResult> {
   const o = resolveOptions(vilg, ds, options);
-  const featureNet = o.tasks.includes('t2i') ? await resolveFeatureNet(options.features) : null;
+  const domain = domainOf(o.records);
+  const featureNet = o.tasks.includes('t2i') ? await resolveFeatureNet(options.features, domain) : null;
   const c = vilg.model.config, [h, w] = c.imageGrid, nCodes = h * w, K = c.numCodes, S = vilg.imageSize, sp = vilg.specials;
   const dataH = ds.card.imageSize.height, dataW = ds.card.imageSize.width;
   const recs = o.records, lang = o.lang;
@@ -482,8 +522,9 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
     const canSsim = S >= 11;
     // Images kept for FD/KID (shapes data with a feature network of the images' size only).
     const fdSize = featureNet?.net.config.imageSize ?? -1;
-    const keep = shapes && featureNet !== null && fdSize === S && fdSize === dataH;
-    const kept = { real: [] as Uint8Array[], reconstruction: [] as Uint8Array[], generated: [] as Uint8Array[], random: [] as Uint8Array[] };
+    const netDomain = featureNet?.net.config.domain ?? 'shapes';
+    const keep = domain !== null && featureNet !== null && netDomain === domain && fdSize === S && fdSize === dataH;
+    const kept = { records: [] as SampleRecord[], real: [] as Uint8Array[], reconstruction: [] as Uint8Array[], generated: [] as Uint8Array[], random: [] as Uint8Array[] };
     const b = bar('t2i', withCaption.length);
     for (const part of chunks(withCaption, o.batchSize)) {
       const enc = part.map((r) => vilg.encodeText(r.captions[lang]![0]!, 't2i'));
@@ -503,7 +544,7 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
       realUsage.add(realCodes);
       part.forEach((r, i) => {
         const real = realAtS.get(r.id)!, attrs = attrsOf.get(r.id) ?? null;
-        if (keep) { kept.real.push(ds.image(r.index)); kept.reconstruction.push(recon[i]!); kept.generated.push(generated[i]!); kept.random.push(random[i]!); }
+        if (keep) { kept.records.push(r); kept.real.push(ds.image(r.index)); kept.reconstruction.push(recon[i]!); kept.generated.push(generated[i]!); kept.random.push(random[i]!); }
         psnrSum += Math.min(100, psnr(real, recon[i]!)); // a pixel-perfect reconstruction counts as 100 dB (as the tokenizer's own evaluation)
         if (canSsim) ssimSum += ssim(real, recon[i]!, S, S);
         let verdict: SceneComparison | null = null;
@@ -545,20 +586,39 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
     return o.rerank > 1 ? `best of ${o.rerank} samples per prompt by log P(prompt | image) (${how})` : `one sample per prompt (${how})`;
   }
 
-  function featureDistances(kept: Record<'real' | 'reconstruction' | 'generated' | 'random', Uint8Array[]>, computed: boolean, size: number): FeatureDistances {
-    const none = (why: string): FeatureDistances => ({ network: featureNet?.dir ?? null, featureDim: featureNet?.net.config.featureDim ?? null, referenceImages: 0, note: `not computed: ${why}`, rows: [] });
-    if (!shapes) return none('the feature network is trained on shapes scenes and this data set is not shapes');
-    if (featureNet === null) return none(`no feature network (train one with \`vilg train-features\`; the default ${DEFAULT_FEATURES_DIR} is missing)`);
+  /** Emoji recognition of each row's images against the evaluated emoji (recognitionRanks). */
+  function recognise(records: readonly SampleRecord[], real: FeatureSet, feats: ReadonlyMap<string, FeatureSet>): Recognition {
+    const keys = records.map((r) => emojiAttrsOf(r)?.codepoints ?? r.id), G = new Set(keys).size;
+    const rows = ['reconstruction', 'generated', 'random codes'].flatMap((label) => {
+      const f = feats.get(label);
+      if (f === undefined) return [];
+      const ranks = recognitionRanks(real, keys, f);
+      return [{ label, images: f.n, top1: ranks.filter((r) => r < 1).length / f.n, top5: ranks.filter((r) => r < 5).length / f.n }];
+    });
+    return {
+      gallery: G, chance: { top1: 1 / G, top5: Math.min(1, 5 / G) }, rows,
+      note: `each image's feature against the ${G} distinct emoji of the ${records.length} evaluated ${o.split} images (each the mean feature of its real images, both art styles); top-k: the prompted emoji is among the k nearest (Euclidean). The test emoji are base emoji unseen by the feature network and the generator. Reconstructions are near their own real image, which is part of the gallery entry, so their row is an optimistic bound`,
+    };
+  }
+
+  function featureDistances(kept: Record<'real' | 'reconstruction' | 'generated' | 'random', Uint8Array[]> & { records: SampleRecord[] }, computed: boolean, size: number): FeatureDistances {
+    const none = (why: string): FeatureDistances => ({ domain: null, network: featureNet?.dir ?? null, featureDim: featureNet?.net.config.featureDim ?? null, referenceImages: 0, note: `not computed: ${why}`, rows: [], recognition: null });
+    if (domain === null) return none('no feature network applies: the data set is neither shapes scenes nor emoji');
+    if (featureNet === null) return none(`no feature network (train one with \`vilg train-features\`; the default ${DEFAULT_FEATURES_DIRS[domain]} is missing)`);
+    const netDomain = featureNet.net.config.domain ?? 'shapes';
+    if (netDomain !== domain) return none(`the feature network ${featureNet.dir} is trained on ${netDomain} and the data are ${domain}`);
     if (!computed) return none(`the feature network reads ${size}×${size} images; the data are ${dataH}×${dataW} and the model's ${S}×${S}`);
     const N = kept.real.length;
     if (N < 2) return none(`FD and KID need at least 2 images per set, this evaluation has ${N}`);
     const net = featureNet.net, t0 = performance.now();
-    const train = ds.split('train').filter((r) => sceneAttrsOf(r) !== null).slice(0, N).map((r) => ds.image(r.index));
+    const train = ds.split('train').filter((r) => domainOf([r]) === domain).slice(0, N).map((r) => ds.image(r.index));
     const ref = extractFeatures(net, kept.real);
+    const feats = new Map<string, FeatureSet>();
     const kid = { subsets: KID_DEFAULTS.subsets, seed: o.seed };
     const row = (label: string, what: string, imgs: Uint8Array[]): FeatureDistanceRow | null => {
       if (imgs.length < 2) return null;
       const f = extractFeatures(net, imgs);
+      feats.set(label, f);
       return { label, what, images: imgs.length, fd: frechetDistance(f, ref), kid: kernelInceptionDistance(f, ref, { ...kid, subsetSize: Math.min(f.n, ref.n, KID_DEFAULTS.subsetSize) }) };
     };
     const rows = [
@@ -567,11 +627,12 @@ export async function runEval(vilg: VilgPipeline, ds: Dataset, options: EvalOpti
       row('generated', generatedWhat(), kept.generated),
       row('random codes', 'uniformly random codes, decoded by the model (the ceiling)', kept.random),
     ].filter((x): x is FeatureDistanceRow => x !== null);
+    const recognition = domain === 'emoji' ? recognise(kept.records, ref, feats) : null;
     timing['features'] = seconds(t0);
     const m = Math.min(N, KID_DEFAULTS.subsetSize);
     return {
-      network: featureNet.dir, featureDim: net.config.featureDim, referenceImages: N, rows,
-      note: `In the ${net.config.featureDim}-d feature space of the in-domain shapes network (${featureNet.dir}; trained on the train split only, src/eval/features.ts), each row against the ${N} real ${o.split} images; FD-shapes = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2(Σ1^½ Σ2 Σ1^½)^½) in float64; KID-shapes = unbiased MMD² with k(x, y) = (xᵀy/${net.config.featureDim} + 1)³ over ${KID_DEFAULTS.subsets} subsets of ${m} (seed ${o.seed}), mean ± std. The real-train row is the floor for an independent sample of n images; reconstructions are paired with the test images themselves, so they can fall below it. Not FID/KID: comparable only with figures from the same network and the same n (FD is biased upward at small n; KID is unbiased, so it can be slightly negative${N <= KID_DEFAULTS.subsetSize ? `; with n ≤ ${KID_DEFAULTS.subsetSize} every subset is the whole set and its std is 0` : ''})`,
+      domain, network: featureNet.dir, featureDim: net.config.featureDim, referenceImages: N, rows, recognition,
+      note: `In the ${net.config.featureDim}-d feature space of the in-domain ${domain} network (${featureNet.dir}; trained on the train split only, src/eval/features.ts), each row against the ${N} real ${o.split} images; FD-${domain} = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2(Σ1^½ Σ2 Σ1^½)^½) in float64; KID-${domain} = unbiased MMD² with k(x, y) = (xᵀy/${net.config.featureDim} + 1)³ over ${KID_DEFAULTS.subsets} subsets of ${m} (seed ${o.seed}), mean ± std. The real-train row is the floor for an independent sample of n images; reconstructions are paired with the test images themselves, so they can fall below it. Not FID/KID: comparable only with figures from the same network and the same n (FD is biased upward at small n; KID is unbiased, so it can be slightly negative${N <= KID_DEFAULTS.subsetSize ? `; with n ≤ ${KID_DEFAULTS.subsetSize} every subset is the whole set and its std is 0` : ''})`,
     };
   }
 
@@ -681,14 +742,22 @@ export function formatEvalMarkdown(r: EvalReport): string {
     L.push(`| reconstruction SSIM | ${t.tokenizer.ssim === null ? 'n/a (images under 11 px)' : f3(t.tokenizer.ssim)} |`);
     L.push(`| codes used by the real images | ${t.tokenizer.codebook.used}/${t.tokenizer.codebook.K} (perplexity ${t.tokenizer.codebook.perplexity.toFixed(1)}) |`);
     L.push(`| codes used by the generated images | ${t.generatedCodebook.used}/${t.generatedCodebook.K} (perplexity ${t.generatedCodebook.perplexity.toFixed(1)}) |`);
-    if (t.featureDistances.rows.length === 0) L.push(`| FD-shapes / KID-shapes | ${cell(t.featureDistances.note)} |`);
+    if (t.featureDistances.rows.length === 0) L.push(`| FD / KID | ${cell(t.featureDistances.note)} |`);
     L.push('', `Reconstruction path: ${t.tokenizer.reconstructionPath}.`, '');
     const fd = t.featureDistances;
     if (fd.rows.length > 0) {
-      L.push('### FD-shapes / KID-shapes (in-domain feature network, not FID)', '', fd.note + '.', '');
-      L.push(`| images | n | vs real ${r.data.split} (n) | FD-shapes | KID-shapes (mean ± std) |`, '|---|---:|---:|---:|---:|');
+      const dm = fd.domain ?? 'shapes'; // reports written before emoji had no domain: shapes
+      L.push(`### FD-${dm} / KID-${dm} (in-domain feature network, not FID)`, '', fd.note + '.', '');
+      L.push(`| images | n | vs real ${r.data.split} (n) | FD-${dm} | KID-${dm} (mean ± std) |`, '|---|---:|---:|---:|---:|');
       for (const x of fd.rows) L.push(`| ${x.label} | ${x.images} | ${fd.referenceImages} | ${x.fd.toFixed(3)} | ${x.kid.mean.toFixed(4)} ± ${x.kid.std.toFixed(4)} |`);
       L.push('', ...fd.rows.map((x) => `- ${x.label}: ${x.what}`), '');
+    }
+    const rec = fd.recognition;
+    if (rec) {
+      L.push('### Recognition of the prompted emoji (retrieval in the feature space)', '', rec.note + '.', '');
+      L.push('| images | n | top-1 | top-5 |', '|---|---:|---:|---:|');
+      for (const x of rec.rows) L.push(`| ${x.label} | ${x.images} | ${pct(x.top1)} | ${pct(x.top5)} |`);
+      L.push(`| chance (gallery of ${rec.gallery}) | – | ${pct(rec.chance.top1)} | ${pct(rec.chance.top5)} |`, '');
     }
   }
   if (r.i2t) {

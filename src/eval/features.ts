@@ -1,17 +1,21 @@
-// The in-domain feature network for `shapes` and the distances computed in its feature space: FD-shapes
-// (a Fréchet distance) and KID-shapes (a kernel inception distance) — the project's honest stand-ins for
-// FID/KID, which need Inception weights we do not have offline. They are never reported as FID: the
-// network is small, trained here on the shapes TRAIN split only, frozen and versioned (models/feat-shapes-32).
+// The in-domain feature networks (`shapes`, `emoji`) and the distances computed in their feature space:
+// FD-shapes / FD-emoji (a Fréchet distance) and KID-shapes / KID-emoji (a kernel inception distance) — the
+// project's honest stand-ins for FID/KID, which need Inception weights we do not have offline. They are never
+// reported as FID: each network is small, trained here on its data set's TRAIN split only, frozen and
+// versioned (models/feat-shapes-32, models/feat-emoji-64).
 //
-// Network (FeatureNet): NHWC 32×32 RGB in [−1, 1] → conv 3→32 (s1) → conv 32→32 (s2) → conv 32→64 (s2)
-// → conv 64→64 (s2), each 3×3 with GroupNorm(8) and GELU → flatten 4×4×64 → Linear 1024→64 → GELU: the
+// Network (FeatureNet): NHWC S×S RGB in [−1, 1] → conv 3→32 (s1) → conv 32→32 (s2) → conv 32→64 (s2)
+// → conv 64→64 (s2), each 3×3 with GroupNorm(8) and GELU → flatten (S/8)²×64 → Linear → GELU: the
 // 64-d feature. The flatten (rather than a global average pool) keeps where things are in the feature,
 // so an image with the right objects in the wrong place is far from the real ones. Linear heads on the
-// feature predict the scene's attributes (record.attrs, src/data/shapes/scene.ts), objects in reading order
+// feature predict labels of the domain (LabelScheme). `shapes`: the scene's attributes (record.attrs, src/data/shapes/scene.ts), objects in reading order
 // (a single object; the left one of a side-by-side pair, the upper one of a stacked pair):
 //   layout (one object / pair side by side / pair stacked), shape1, colour1, size1, shape2, colour2, size2
 //   (the second object of a pair; ignored on one-object scenes) and position (the 3×3 cell of a single
-//   object; ignored on pairs). The loss is the sum of the heads' mean cross-entropies.
+//   object; ignored on pairs). `emoji`: CLDR group and subgroup (classes: those of the train split), art
+//   style, and skin tone (none, one of the five, or mixed). The loss is the sum of the heads' mean
+//   cross-entropies. An emoji test split holds base emoji never seen in training (the split is by base
+//   emoji), so no head names the emoji itself: recognition is retrieval in the feature space (evaluate.ts).
 // After training, one fixed scalar (config.featureScale) scales the features so that the train images'
 // have mean square 1 per dimension: KID's cubic kernel then sees values of order 1, as with Inception's.
 //
@@ -27,6 +31,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sceneAttrsOf } from '../data/shapes/prepare.js';
+import { EMOJI_STYLES } from '../data/emoji/catalogue.js';
 import type { SceneAttrs } from '../data/shapes/scene.js';
 import { COLOURS, COLUMNS, ROWS, SHAPES, SIZES } from '../data/shapes/vocab.js';
 import type { Dataset, SampleRecord, Split } from '../data/format.js';
@@ -83,11 +88,78 @@ export function sceneLabels(a: SceneAttrs): Int32Array {
   return out;
 }
 
+
+/** The domains a feature network can be trained on. */
+export type FeatureDomain = 'shapes' | 'emoji';
+
+/** Head names of the emoji network (classes come from the train split, except style and skin tone). */
+export const EMOJI_HEAD_NAMES = Object.freeze(['group', 'subgroup', 'style', 'skinTone'] as const);
+/** What each emoji head predicts (model cards). */
+export const EMOJI_HEAD_WHAT: Readonly<Record<string, string>> = Object.freeze({
+  group: 'CLDR group (smileys-emotion, animals-nature, ...)', subgroup: 'CLDR subgroup (face-smiling, animal-mammal, ...)',
+  style: 'art style (openmoji / twemoji)', skinTone: 'skin tone: none, one of five, or mixed',
+});
+const SKIN_TONES = ['none', 'light', 'medium-light', 'medium', 'medium-dark', 'dark', 'mixed'];
+
+/** A domain's heads and how a record maps to their labels (null: the record is not of this domain). */
+export interface LabelScheme {
+  domain: FeatureDomain;
+  heads: { name: string; classes: string[] }[];
+  labels(r: SampleRecord): Int32Array | null;
+}
+
+interface EmojiAttrs { group: string; subgroup: string; style: string; codepoints: string; skinTones?: number[] }
+
+/** The emoji attributes of a record from `vilg data prepare emoji`, or null. */
+export function emojiAttrsOf(r: SampleRecord): EmojiAttrs | null {
+  const a = r.attrs as Partial<EmojiAttrs> | undefined;
+  return a !== undefined && typeof a.subgroup === 'string' && typeof a.group === 'string' && typeof a.style === 'string' && typeof a.codepoints === 'string' ? a as EmojiAttrs : null;
+}
+
+/** The domain of a data set's records: shapes scenes, emoji, or null (no feature network applies). */
+export function domainOf(records: readonly SampleRecord[]): FeatureDomain | null {
+  if (records.some((r) => sceneAttrsOf(r) !== null)) return 'shapes';
+  if (records.some((r) => emojiAttrsOf(r) !== null)) return 'emoji';
+  return null;
+}
+
+/**
+ * The label scheme of a domain. Emoji group/subgroup classes are given (a trained network's config) or taken
+ * from `records` (the train split, sorted); a label outside the classes is IGNORE.
+ */
+export function labelScheme(domain: FeatureDomain, from: { heads?: { name: string; classes: string[] }[]; records?: readonly SampleRecord[] }): LabelScheme {
+  if (domain === 'shapes') {
+    return { domain, heads: FEATURE_HEADS.map((h) => ({ name: h.name, classes: [...h.classes] })), labels: (r) => { const a = sceneAttrsOf(r); return a === null ? null : sceneLabels(a); } };
+  }
+  const classesOf = (name: 'group' | 'subgroup'): string[] => {
+    const given = from.heads?.find((h) => h.name === name)?.classes;
+    if (given !== undefined) return [...given];
+    return [...new Set((from.records ?? []).map((r) => emojiAttrsOf(r)?.[name]).filter((v): v is string => v !== undefined))].sort();
+  };
+  const heads = [
+    { name: 'group', classes: classesOf('group') }, { name: 'subgroup', classes: classesOf('subgroup') },
+    { name: 'style', classes: [...EMOJI_STYLES] }, { name: 'skinTone', classes: [...SKIN_TONES] },
+  ];
+  const index = heads.map((h) => new Map(h.classes.map((c, i) => [c, i])));
+  return {
+    domain, heads,
+    labels: (r) => {
+      const a = emojiAttrsOf(r);
+      if (a === null) return null;
+      const tones = [...new Set(a.skinTones ?? [])];
+      const tone = tones.length === 0 ? 'none' : tones.length > 1 ? 'mixed' : SKIN_TONES[tones[0]!] ?? 'mixed';
+      return Int32Array.from([a.group, a.subgroup, a.style, tone], (v, k) => index[k]!.get(v) ?? IGNORE);
+    },
+  };
+}
+
 // ---------------------------------------------------------------- the network
 
 export interface FeatureNetConfig {
   format: 'vilg-feature-net';
   version: 1;
+  /** What it was trained on (absent in configs written before emoji: shapes). */
+  domain?: FeatureDomain;
   /** Pixels per side of the (square RGB) input. */
   imageSize: number;
   /** Output channels of the four convolutions (strides 1, 2, 2, 2). */
@@ -96,7 +168,7 @@ export interface FeatureNetConfig {
   groups: number;
   /** Feature dimension d (the output of the fully connected layer). */
   featureDim: number;
-  /** Classes per head, FEATURE_HEADS order. */
+  /** Classes per head: FEATURE_HEADS for shapes, EMOJI_HEAD_NAMES for emoji. */
   heads: { name: string; classes: string[] }[];
   /**
    * Features are multiplied by this fixed scale, set after training so that the train images' features
@@ -108,6 +180,7 @@ export interface FeatureNetConfig {
 
 export const DEFAULT_FEATURE_CONFIG: Readonly<FeatureNetConfig> = Object.freeze({
   format: 'vilg-feature-net', version: 1,
+  domain: 'shapes' as FeatureDomain,
   imageSize: 32, // the shapes data set's default size
   channels: [32, 32, 64, 64] as [number, number, number, number], // 32² → 16² → 8² → 4²: ~0.12 M parameters, a few ms per batch
   groups: 8,
@@ -153,8 +226,12 @@ function checkConfig(c: FeatureNetConfig): void {
   if (!Array.isArray(c.channels) || c.channels.length !== 4 || !c.channels.every((v) => Number.isInteger(v) && v > 0 && v % c.groups === 0)) throw new RangeError(`FeatureNet: channels must be four positive multiples of groups (${String(c.groups)}), got ${JSON.stringify(c.channels)}`);
   if (typeof c.featureScale !== 'number' || !(c.featureScale > 0) || !Number.isFinite(c.featureScale)) throw new RangeError(`FeatureNet: featureScale must be a positive finite number, got ${String(c.featureScale)}`);
   if (!Number.isInteger(c.featureDim) || c.featureDim < 2) throw new RangeError(`FeatureNet: featureDim must be an integer ≥ 2, got ${String(c.featureDim)}`);
-  if (!Array.isArray(c.heads) || c.heads.length !== FEATURE_HEADS.length || c.heads.some((h, i) => h.name !== FEATURE_HEADS[i]!.name || h.classes.join('|') !== FEATURE_HEADS[i]!.classes.join('|'))) {
-    throw new RangeError(`FeatureNet: heads must be ${FEATURE_HEADS.map((h) => `${h.name} (${h.classes.length})`).join(', ')} — this network was trained on other labels`);
+  const domain = c.domain ?? 'shapes';
+  if (domain !== 'shapes' && domain !== 'emoji') throw new RangeError(`FeatureNet: domain must be shapes or emoji, got ${String(domain)}`);
+  const want = domain === 'shapes' ? FEATURE_HEADS : EMOJI_HEAD_NAMES.map((name) => ({ name, classes: null }));
+  if (!Array.isArray(c.heads) || c.heads.length !== want.length || c.heads.some((h, i) => h.name !== want[i]!.name || !Array.isArray(h.classes) || h.classes.length === 0
+    || (want[i]!.classes !== null && h.classes.join('|') !== want[i]!.classes!.join('|')))) {
+    throw new RangeError(`FeatureNet: ${domain} heads must be ${want.map((h) => `${h.name}${h.classes === null ? '' : ` (${h.classes.length})`}`).join(', ')} — this network was trained on other labels`);
   }
 }
 
@@ -171,10 +248,11 @@ export function imagesToTensor(rgbs: readonly Uint8Array[], size: number): Tenso
 /** Summed mean cross-entropy of the heads over the rows where each applies; labels i32 [N, heads]. */
 function headLoss(logits: readonly Tensor[], labels: Int32Array, n: number): Tensor | null {
   let total: Tensor | null = null;
+  const H = logits.length;
   logits.forEach((l, h) => {
     const t = new Int32Array(n);
     let any = false;
-    for (let i = 0; i < n; i++) { t[i] = labels[i * FEATURE_HEADS.length + h]!; if (t[i] !== IGNORE) any = true; }
+    for (let i = 0; i < n; i++) { t[i] = labels[i * H + h]!; if (t[i] !== IGNORE) any = true; }
     if (!any) return; // no row of the batch has this head's attribute: a mean over nothing would be NaN
     const ce = crossEntropy(l, new Tensor(t, [n]), { ignoreIndex: IGNORE }); // []
     total = total === null ? ce : add(total, ce); // []
@@ -222,15 +300,24 @@ function intOpt(name: string, v: unknown, lo: number, hi: number): number {
   return v;
 }
 
-/** Records of a split that are shapes scenes, with their labels. */
-function labelled(ds: Dataset, split: Split): { recs: SampleRecord[]; labels: Int32Array } {
-  const recs = ds.split(split).filter((r) => sceneAttrsOf(r) !== null);
-  const labels = new Int32Array(recs.length * FEATURE_HEADS.length);
-  recs.forEach((r, i) => labels.set(sceneLabels(sceneAttrsOf(r)!), i * FEATURE_HEADS.length));
+/** Records of a split that the scheme labels, with their labels i32 [n, heads]. */
+function labelled(ds: Dataset, split: Split, scheme: LabelScheme): { recs: SampleRecord[]; labels: Int32Array } {
+  const recs: SampleRecord[] = [], rows: Int32Array[] = [];
+  for (const r of ds.split(split)) {
+    const l = scheme.labels(r);
+    if (l !== null) { recs.push(r); rows.push(l); }
+  }
+  const H = scheme.heads.length, labels = new Int32Array(recs.length * H);
+  rows.forEach((l, i) => labels.set(l, i * H));
   return { recs, labels };
 }
 
-/** Trains a FeatureNet on the TRAIN split of a prepared shapes data set; deterministic given the seed. */
+/** The label scheme a trained network was built with. */
+export function schemeOf(net: FeatureNet): LabelScheme {
+  return labelScheme(net.config.domain ?? 'shapes', { heads: net.config.heads });
+}
+
+/** Trains a FeatureNet on the TRAIN split of a prepared shapes or emoji data set; deterministic given the seed. */
 export function trainFeatureNet(ds: Dataset, options: TrainFeatureOptions = {}): FeatureTrainResult {
   const epochs = intOpt('epochs', options.epochs ?? TRAIN_FEATURE_DEFAULTS.epochs, 1, 1000);
   const seed = intOpt('seed', options.seed ?? TRAIN_FEATURE_DEFAULTS.seed, 0, 2 ** 31 - 1);
@@ -239,19 +326,21 @@ export function trainFeatureNet(ds: Dataset, options: TrainFeatureOptions = {}):
   if (typeof lr !== 'number' || !(lr > 0 && lr < 1)) throw new RangeError(`trainFeatureNet: lr must be in (0, 1), got ${String(lr)}`);
   const S = ds.card.imageSize.height;
   if (S !== ds.card.imageSize.width || S % 8 !== 0) throw new RangeError(`trainFeatureNet: needs square images with a side divisible by 8, ${ds.dir} has ${ds.card.imageSize.height}×${ds.card.imageSize.width}`);
-  let { recs, labels } = labelled(ds, 'train');
+  const trainRecs = ds.split('train'), domain = domainOf(trainRecs);
+  if (domain === null) throw new RangeError(`trainFeatureNet: the train split of ${ds.dir} has neither shapes scenes nor emoji (record.attrs from \`vilg data prepare shapes|emoji\`)`);
+  const scheme = labelScheme(domain, { records: trainRecs });
+  let { recs, labels } = labelled(ds, 'train', scheme);
   if (options.limit !== undefined) {
     const k = intOpt('limit', options.limit, 1, 1e9);
     recs = recs.slice(0, k);
-    labels = labels.slice(0, recs.length * FEATURE_HEADS.length);
+    labels = labels.slice(0, recs.length * scheme.heads.length);
   }
-  if (recs.length === 0) throw new RangeError(`trainFeatureNet: the train split of ${ds.dir} has no shapes scenes (record.attrs from \`vilg data prepare shapes\`)`);
   const t0 = performance.now();
-  const net = new FeatureNet({ ...DEFAULT_FEATURE_CONFIG, imageSize: S }, seed);
+  const net = new FeatureNet({ ...DEFAULT_FEATURE_CONFIG, domain, imageSize: S, heads: scheme.heads }, seed);
   net.train();
   const opt = new AdamW(net.parameters(), { lr, weightDecay: 0.01, noDecay: isNotMatrix });
   const gen = new Generator(seed ^ 0x5eed);
-  const perEpoch = Math.ceil(recs.length / batchSize), steps = epochs * perEpoch, H = FEATURE_HEADS.length;
+  const perEpoch = Math.ceil(recs.length / batchSize), steps = epochs * perEpoch, H = scheme.heads.length;
   const epochLoss: number[] = [], stepLoss: number[] = [];
   let step = 0;
   for (let e = 0; e < epochs; e++) {
@@ -281,35 +370,37 @@ export function trainFeatureNet(ds: Dataset, options: TrainFeatureOptions = {}):
   return { net, epochLoss, stepLoss, samples: recs.length, steps, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Accuracy of every head on the shapes scenes of a split (over the scenes where the head applies). */
-export function headAccuracy(net: FeatureNet, ds: Dataset, split: Split, limit = Infinity): Record<FeatureHead | 'all', { correct: number; total: number; accuracy: number }> {
-  const { recs, labels } = labelled(ds, split);
+export type HeadAccuracy = Record<string, { correct: number; total: number; accuracy: number }>;
+
+/** Accuracy of every head (and 'all') on the records of a split the network's scheme labels (over those where the head applies). */
+export function headAccuracy(net: FeatureNet, ds: Dataset, split: Split, limit = Infinity): HeadAccuracy {
+  const scheme = schemeOf(net), { recs, labels } = labelled(ds, split, scheme);
   const n = Math.min(recs.length, limit);
-  return accuracyOn(net, recs.slice(0, n).map((r) => ds.image(r.index)), labels.subarray(0, n * FEATURE_HEADS.length));
+  return accuracyOn(net, recs.slice(0, n).map((r) => ds.image(r.index)), labels.subarray(0, n * scheme.heads.length));
 }
 
-/** Accuracy per head of the network on images [S, S, 3] with labels i32 [n, heads] (sceneLabels rows). */
-export function accuracyOn(net: FeatureNet, rgbs: readonly Uint8Array[], labels: Int32Array): Record<FeatureHead | 'all', { correct: number; total: number; accuracy: number }> {
-  const H = FEATURE_HEADS.length, out = {} as Record<FeatureHead | 'all', { correct: number; total: number; accuracy: number }>;
-  for (const h of FEATURE_HEADS) out[h.name] = { correct: 0, total: 0, accuracy: 0 };
-  out.all = { correct: 0, total: 0, accuracy: 0 };
+/** Accuracy per head of the network on images [S, S, 3] with labels i32 [n, heads] (sceneLabels rows for shapes). */
+export function accuracyOn(net: FeatureNet, rgbs: readonly Uint8Array[], labels: Int32Array): HeadAccuracy {
+  const heads = net.config.heads, H = heads.length, out: HeadAccuracy = {};
+  for (const h of heads) out[h.name] = { correct: 0, total: 0, accuracy: 0 };
+  out['all'] = { correct: 0, total: 0, accuracy: 0 };
   const S = net.config.imageSize;
   for (let b = 0; b < rgbs.length; b += 128) {
     const part = rgbs.slice(b, b + 128);
     const logits = noGrad(() => { net.eval(); return net.logits(net.features(imagesToTensor(part, S))); }); // heads × [n, classes]
     part.forEach((_, i) => {
       let allOk = true;
-      FEATURE_HEADS.forEach((h, k) => {
+      heads.forEach((h, k) => {
         const want = labels[(b + i) * H + k]!;
         if (want === IGNORE) return;
         const l = logits[k]!, c = l.shape[1]!, d = l.data as Float32Array;
         let arg = 0;
         for (let j = 1; j < c; j++) if (d[i * c + j]! > d[i * c + arg]!) arg = j;
-        out[h.name].total++;
-        if (arg === want) out[h.name].correct++; else allOk = false;
+        out[h.name]!.total++;
+        if (arg === want) out[h.name]!.correct++; else allOk = false;
       });
-      out.all.total++;
-      if (allOk) out.all.correct++;
+      out['all']!.total++;
+      if (allOk) out['all']!.correct++;
     });
   }
   for (const v of Object.values(out)) v.accuracy = v.total > 0 ? v.correct / v.total : 0;
@@ -332,7 +423,7 @@ export async function loadFeatureNet(dir: string): Promise<FeatureNet> {
   for (const f of ['config.json', 'model.safetensors']) if (!existsSync(join(dir, f))) throw new RangeError(`loadFeatureNet: ${dir} has no ${f} (train one with \`vilg train-features\`)`);
   let raw: FeatureNetConfig & Record<string, unknown>;
   try { raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as FeatureNetConfig & Record<string, unknown>; } catch (e) { throw new RangeError(`loadFeatureNet: ${dir}/config.json is not valid JSON: ${(e as Error).message}`); }
-  const config: FeatureNetConfig = { format: raw.format, version: raw.version, imageSize: raw.imageSize, channels: raw.channels, groups: raw.groups, featureDim: raw.featureDim, heads: raw.heads, featureScale: raw.featureScale };
+  const config: FeatureNetConfig = { format: raw.format, version: raw.version, domain: raw.domain ?? 'shapes', imageSize: raw.imageSize, channels: raw.channels, groups: raw.groups, featureDim: raw.featureDim, heads: raw.heads, featureScale: raw.featureScale };
   const net = new FeatureNet(config, 0);
   const file = await loadSafetensors(join(dir, 'model.safetensors'));
   try { net.loadStateDict(file.tensors); } catch (e) { throw new RangeError(`loadFeatureNet: ${dir}/model.safetensors: ${(e as Error).message}`); }
@@ -365,8 +456,8 @@ export function extractFeatures(net: FeatureNet, rgbs: readonly Uint8Array[], ba
  * per dimension; returns it. trainFeatureNet calls it at the end of training.
  */
 export function calibrateFeatureScale(net: FeatureNet, ds: Dataset, limit = 2000): number {
-  const recs = ds.split('train').filter((r) => sceneAttrsOf(r) !== null).slice(0, limit);
-  if (recs.length === 0) throw new RangeError(`calibrateFeatureScale: the train split of ${ds.dir} has no shapes scenes`);
+  const scheme = schemeOf(net), recs = ds.split('train').filter((r) => scheme.labels(r) !== null).slice(0, limit);
+  if (recs.length === 0) throw new RangeError(`calibrateFeatureScale: the train split of ${ds.dir} has no ${scheme.domain} records`);
   net.config.featureScale = 1;
   const f = extractFeatures(net, recs.map((r) => ds.image(r.index)));
   let ms = 0;

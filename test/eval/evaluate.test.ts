@@ -17,7 +17,7 @@ import { parseCaption } from '../../src/data/shapes/parse.js';
 import { prepareShapes, sceneAttrsOf } from '../../src/data/shapes/prepare.js';
 import type { SceneAttrs } from '../../src/data/shapes/scene.js';
 import '../../src/engine/index.js';
-import { answersMatch, captionMatchesScene, evalStreamSeed, normaliseAnswer, runEval, sampleBestOf, type EvalReport } from '../../src/eval/evaluate.js';
+import { answersMatch, captionMatchesScene, evalStreamSeed, normaliseAnswer, recognitionRanks, runEval, sampleBestOf, type EvalReport } from '../../src/eval/evaluate.js';
 import { textRows } from '../../src/models/vilg/batch.js';
 import { textLogLikelihood } from '../../src/models/vilg/generate.js';
 import { VilgPipeline } from '../../src/models/vilg/pipeline.js';
@@ -190,6 +190,37 @@ test('rerank: each row keeps the candidate with the highest log P(prompt | image
   assert.equal(r.report.settings.t2i.rerank, 2);
   assert.match(r.report.settings.t2i.seeds, /rerank candidate j ≥ 1 from 'vilg-eval:t2i:3:' \+ id \+ '#' \+ j/);
   assert.match(r.report.t2i!.attributes!.find((a) => a.label === 'generated')!.what, /^best of 2 samples per prompt by log P\(prompt \| image\)/);
+});
+
+test('recognitionRanks: each query\'s own emoji ranked among the gallery of mean real features', () => {
+  const real = { n: 4, d: 2, data: Float64Array.from([0, 0, 2, 0, 0, 5, 10, 0]) };     // a, a → mean (1, 0); b (0, 5); c (10, 0)
+  const queries = { n: 4, d: 2, data: Float64Array.from([1, 0.1, 0, 5, 10, 0, 9, 0]) }; // for a, a, b, c
+  assert.deepEqual(recognitionRanks(real, ['a', 'a', 'b', 'c'], queries), [0, 1, 2, 0]);
+  assert.throws(() => recognitionRanks(real, ['a'], queries), /expected 4 keys and 4×2 queries, got 1 keys/);
+});
+
+test('emoji data: FD-emoji / KID-emoji and recognition rows with their chance level', async () => {
+  const { loadEmojiCatalogue } = await import('../../src/data/emoji/catalogue.js');
+  const { prepareEmoji } = await import('../../src/data/emoji/prepare.js');
+  const { FeatureNet, DEFAULT_FEATURE_CONFIG, labelScheme } = await import('../../src/eval/features.js');
+  const dir = join(tmp, 'emoji');
+  prepareEmoji(dir, { size: 64, limit: 40 }, { catalogue: loadEmojiCatalogue({ warn: () => {} }), silent: true });
+  const eds = openDataset(dir), emoji = await VilgPipeline.load(join(ROOT, 'models/vilg-emoji'));
+  const net = new FeatureNet({ ...DEFAULT_FEATURE_CONFIG, domain: 'emoji', imageSize: 64, heads: labelScheme('emoji', { records: eds.records }).heads }, 0); // untrained: the structure is under test
+  const r = await runEval(emoji, eds, { split: 'train', n: 6, tasks: ['t2i'], features: net, sheet: 0, silent: true });
+  const fd = r.report.t2i!.featureDistances;
+  assert.equal(fd.domain, 'emoji');
+  assert.deepEqual(fd.rows.map((x) => x.label), ['real train', 'reconstruction', 'generated', 'random codes']);
+  const keys = new Set(eds.split('train').slice(0, 6).map((x) => (x.attrs as { codepoints: string }).codepoints));
+  const rec = fd.recognition!;
+  assert.equal(rec.gallery, keys.size);
+  assert.deepEqual(rec.chance, { top1: 1 / keys.size, top5: Math.min(1, 5 / keys.size) });
+  assert.deepEqual(rec.rows.map((x) => x.label), ['reconstruction', 'generated', 'random codes']);
+  for (const x of rec.rows) assert.ok(x.images === 6 && x.top1 >= 0 && x.top1 <= x.top5 && x.top5 <= 1, JSON.stringify(x));
+  assert.equal(r.report.t2i!.attributes, null, 'no attribute checker for emoji');
+  // A shapes network on emoji data is refused by name, not misused.
+  const wrong = await runEval(emoji, eds, { split: 'train', n: 2, tasks: ['t2i'], features: new FeatureNet(undefined, 0), sheet: 0, silent: true });
+  assert.match(wrong.report.t2i!.featureDistances.note, /not computed: the feature network in memory is trained on shapes and the data are emoji/);
 });
 
 test('normaliseAnswer: NFKC, lowercase, punctuation → space, whitespace collapsed, CJK spaces removed', () => {

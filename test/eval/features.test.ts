@@ -2,7 +2,8 @@
 // constructed sample moments, a Monte-Carlo check, symmetry, rotation invariance), the Jacobi
 // eigendecomposition, KID near 0 for one distribution and clearly > 0 for shifted ones, the committed
 // network models/feat-shapes-32 (loads, reads freshly rendered scenes correctly), a short training run
-// that learns and is deterministic given the seed, save → load round trip, and clear errors for bad input.
+// that learns and is deterministic given the seed, save → load round trip, and clear errors for bad input;
+// the emoji label scheme and an emoji network's training, saving and checks.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +16,7 @@ import { makeShapesSample, prepareShapes, sceneConfig } from '../../src/data/sha
 import '../../src/engine/index.js';
 import { Generator } from '../../src/engine/random.js';
 import {
-  FEATURE_HEADS, FeatureNet, IGNORE, accuracyOn, extractFeatures, frechetDistance, imagesToTensor, kernelInceptionDistance,
+  EMOJI_HEAD_NAMES, FEATURE_HEADS, FeatureNet, IGNORE, accuracyOn, domainOf, headAccuracy, labelScheme, extractFeatures, frechetDistance, imagesToTensor, kernelInceptionDistance,
   loadFeatureNet, meanAndCovariance, saveFeatureNet, sceneLabels, symmetricEigen, trainFeatureNet, type FeatureSet,
 } from '../../src/eval/features.js';
 
@@ -215,4 +216,41 @@ test('a short training run on 64 scenes lowers the loss, is deterministic given 
   assert.equal((JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { note: string }).note, 'test');
   assert.throws(() => trainFeatureNet(ds, { epochs: 0 }), /epochs must be an integer in \[1, 1000\], got 0/);
   assert.throws(() => trainFeatureNet(ds, { lr: 2 }), /lr must be in \(0, 1\)/);
+});
+
+test('emoji: labels (group, subgroup, style, skin tone), a short training run, the domain and heads saved and checked on load', async () => {
+  const { loadEmojiCatalogue } = await import('../../src/data/emoji/catalogue.js');
+  const { prepareEmoji } = await import('../../src/data/emoji/prepare.js');
+  const dir = join(tmp, 'emoji');
+  prepareEmoji(dir, { size: 32, limit: 120 }, { catalogue: loadEmojiCatalogue({ warn: () => {} }), silent: true });
+  const ds = openDataset(dir);
+  assert.equal(domainOf(ds.records), 'emoji');
+  const train = ds.split('train');
+  const scheme = labelScheme('emoji', { records: train });
+  assert.deepEqual(scheme.heads.map((h) => h.name), [...EMOJI_HEAD_NAMES]);
+  assert.deepEqual(scheme.heads[1]!.classes, [...new Set(train.map((r) => (r.attrs as { subgroup: string }).subgroup))].sort());
+  for (const r of ds.records) {
+    const a = r.attrs as { group: string; subgroup: string; style: string; skinTones?: number[] }, l = scheme.labels(r)!;
+    assert.equal(scheme.heads[2]!.classes[l[2]!], a.style);
+    const tones = [...new Set(a.skinTones ?? [])];
+    assert.equal(scheme.heads[3]!.classes[l[3]!], tones.length === 0 ? 'none' : tones.length > 1 ? 'mixed' : ['light', 'medium-light', 'medium', 'medium-dark', 'dark'][tones[0]! - 1]);
+    if (r.split === 'train') assert.equal(scheme.heads[1]!.classes[l[1]!], a.subgroup);
+    else assert.ok(l[1] === IGNORE || scheme.heads[1]!.classes[l[1]!] === a.subgroup, 'a subgroup unseen in training is ignored');
+  }
+  assert.equal(labelScheme('shapes', {}).labels(ds.records[0]!), null, 'an emoji record is not a shapes scene');
+  const r = trainFeatureNet(ds, { epochs: 3, batchSize: 16, seed: 1 });
+  assert.equal(r.net.config.domain, 'emoji');
+  assert.ok(r.epochLoss[2]! < r.epochLoss[0]!, `epoch losses ${r.epochLoss.join(', ')}`);
+  const acc = headAccuracy(r.net, ds, 'train');
+  assert.deepEqual(Object.keys(acc), [...EMOJI_HEAD_NAMES, 'all']);
+  assert.equal(acc['style']!.total, train.length);
+  const out = join(tmp, 'emoji-net');
+  await saveFeatureNet(r.net, out);
+  const loaded = await loadFeatureNet(out);
+  assert.equal(loaded.config.domain, 'emoji');
+  assert.deepEqual(loaded.config.heads, r.net.config.heads);
+  const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { heads: { name: string }[] };
+  cfg.heads[0]!.name = 'colour';
+  writeFileSync(join(out, 'config.json'), JSON.stringify(cfg));
+  await assert.rejects(loadFeatureNet(out), /emoji heads must be group, subgroup, style, skinTone — this network was trained on other labels/);
 });

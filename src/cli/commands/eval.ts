@@ -22,7 +22,7 @@ const SPEC: OptionSpec = {
   beams: { type: 'number', help: 'i2t: also caption by beam search with this many beams (1 = greedy only)', default: 1 },
   'batch-size': { type: 'number', help: 'rows per sampling/decoding call (the figures do not depend on it)', default: 32 },
   sheet: { type: 'number', help: 'samples shown on the contact sheets', default: 32 },
-  features: { type: 'string', help: 'feature network for FD-shapes / KID-shapes on shapes data (default: models/feat-shapes-32 when present); "none" turns them off' },
+  features: { type: 'string', help: 'feature network for FD / KID (and emoji recognition) on shapes or emoji data (default: models/feat-shapes-32 or models/feat-emoji-64 when present); "none" turns them off' },
   out: { type: 'string', help: 'output directory (eval.json, eval.md, *-sheet.png, sheets.html)', default: 'out/eval' },
   quiet: { type: 'boolean', help: 'no progress bars' },
 };
@@ -87,7 +87,9 @@ export const commands: Record<string, Command> = {
       const r = result.report, lines = [`evaluated ${r.model.dir} on ${r.data.dir} (${r.data.split}, ${r.data.samples} of ${r.data.splitSamples} samples)`];
       const gen = r.t2i?.attributes?.find((x) => x.label === 'generated'), real = r.t2i?.attributes?.find((x) => x.label === 'real');
       const fdGen = r.t2i?.featureDistances.rows.find((x) => x.label === 'generated'), fdFloor = r.t2i?.featureDistances.rows.find((x) => x.label === 'real train');
-      if (fdGen && fdFloor) lines.push(`  t2i: FD-shapes ${fdGen.fd.toFixed(2)} (real train floor ${fdFloor.fd.toFixed(2)}), KID-shapes ${fdGen.kid.mean.toFixed(4)}`);
+      const dm = r.t2i?.featureDistances.domain ?? 'shapes', rec = r.t2i?.featureDistances.recognition?.rows.find((x) => x.label === 'generated');
+      if (fdGen && fdFloor) lines.push(`  t2i: FD-${dm} ${fdGen.fd.toFixed(2)} (real train floor ${fdFloor.fd.toFixed(2)}), KID-${dm} ${fdGen.kid.mean.toFixed(4)}`);
+      if (rec) lines.push(`  t2i: prompted emoji recognised top-1 ${(100 * rec.top1).toFixed(1)}%, top-5 ${(100 * rec.top5).toFixed(1)}% (chance ${(100 * r.t2i!.featureDistances.recognition!.chance.top5).toFixed(1)}% top-5)`);
       if (gen && real) lines.push(`  t2i: all attributes correct ${(100 * gen.accuracy.all!).toFixed(1)}% (checker on real images ${(100 * real.accuracy.all!).toFixed(1)}%)`);
       for (const x of r.i2t?.rows ?? []) {
         lines.push(`  i2t ${x.decoding}: BLEU-4 ${x.metrics.bleu4.toFixed(3)}, CIDEr-D ${x.metrics.ciderD.toFixed(3)}${x.attributes ? `, all attributes correct ${(100 * x.attributes.allCorrect).toFixed(1)}%` : ''}`);
