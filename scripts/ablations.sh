@@ -20,13 +20,13 @@ VILG="node dist/src/cli/main.js"
 export OMP_NUM_THREADS=1
 mkdir -p "$OUT"
 
-# name | extra train flags | eval tasks
+# name | extra train flags | eval tasks  (longest first: two parallel workers finish together)
 VARIANTS=(
   "joint||t2i,i2t,vqa"
+  "dense|--attention dense|t2i,i2t,vqa"
   "two-stage|--mode two-stage|t2i,i2t,vqa"
   "t2i-only|--w-i2t 0 --w-vqa 0|t2i"
   "i2t-only|--w-t2i 0 --mode two-stage|i2t,vqa"
-  "dense|--attention dense|t2i,i2t,vqa"
 )
 
 encode() { # every run reads one set of token shards (encoding takes a minute or two)
@@ -41,13 +41,16 @@ train_one() {
   # shellcheck disable=SC2086
   $VILG train --data "$DATA" --tokenizer "$TOK" --shards "$OUT/tokens" --out "$OUT/$name" --preset shapes-small \
     --steps "$STEPS" --batch-size "$BATCH" --rec-batch "$REC_BATCH" --sample-every "$STEPS" --checkpoint-every 100 \
-    --seed 0 --quiet $flags > "$OUT/$name.train.log" 2>&1
+    --seed 0 --quiet $flags >> "$OUT/$name.train.log" 2>&1
+  # a SIGTERM'd run exits cleanly after its checkpoint: only a finished one is done (a rerun resumes the other)
+  tail -n 1 "$OUT/$name.train.log" | grep -q '^finished at step' || { echo "ablations: $name stopped early" >&2; return 1; }
   touch "$OUT/$name/.done"
 }
 
 eval_one() {
   local name=$1 tasks=$2 extra=${3:-} dir=${4:-$1}
   [ -f "$OUT/$dir/eval/eval.json" ] && return 0
+  mkdir -p "$OUT/$dir"
   # shellcheck disable=SC2086
   $VILG eval --model "$OUT/$name/model" --data "$DATA" --split test --n "$N" --tasks "$tasks" --beams 4 \
     --out "$OUT/$dir/eval" --quiet $extra > "$OUT/$dir.eval.log" 2>&1
@@ -56,18 +59,31 @@ eval_one() {
 export -f train_one eval_one
 export VILG DATA TOK OUT STEPS BATCH REC_BATCH N
 
+job() { # one variant: train (phase train/all), evaluate (phase eval/all); "rerank" evaluates joint's model again
+  local phase=$1 name flags tasks
+  IFS="|" read -r name flags tasks <<< "$2"
+  if [ "$flags" = rerank ]; then
+    [ "$phase" = train ] && return 0
+    [ -f "$OUT/joint/.done" ] || { echo "ablations: joint is not trained yet; rerank evaluates its model" >&2; return 1; }
+    eval_one joint t2i "--rerank $RERANK" joint-rerank
+    return
+  fi
+  [ "$phase" = eval ] || train_one "$name" "$flags"
+  [ "$phase" = train ] || eval_one "$name" "$tasks"
+}
+export -f job
+export RERANK
+
 phase=${1:-all}
-if [ "$phase" = train ] || [ "$phase" = all ]; then
-  encode
-  printf '%s\n' "${VARIANTS[@]}" | xargs -P "$JOBS" -I{} bash -c 'IFS="|" read -r n f t <<< "{}"; train_one "$n" "$f"'
-fi
-if [ "$phase" = eval ] || [ "$phase" = all ]; then
-  { printf '%s\n' "${VARIANTS[@]}"; echo "joint|rerank|t2i"; } | xargs -P "$JOBS" -I{} bash -c '
-    IFS="|" read -r n f t <<< "{}"
-    if [ "$f" = rerank ]; then mkdir -p "$OUT/joint-rerank"; eval_one joint t2i "--rerank '"$RERANK"'" joint-rerank; else eval_one "$n" "$t"; fi'
-fi
+case "$phase" in
+  train|eval|all)
+    [ "$phase" = eval ] || encode
+    { printf '%s\n' "${VARIANTS[@]}"; echo "joint-rerank|rerank|t2i"; } | xargs -P "$JOBS" -I{} bash -c "job $phase '{}'"
+    ;;
+  table) ;;
+  *) echo "usage: scripts/ablations.sh [train|eval|table|all]" >&2; exit 2 ;;
+esac
 if [ "$phase" = table ] || [ "$phase" = all ]; then
-  $VILG compare --out "$OUT/ablations.md" "$OUT"/joint/eval "$OUT"/two-stage/eval "$OUT"/t2i-only/eval \
-    "$OUT"/i2t-only/eval "$OUT"/dense/eval "$OUT"/joint-rerank/eval
-  cat "$OUT/ablations.md"
+  $VILG compare --out "$OUT/ablations.md" "$OUT"/joint/eval "$OUT"/dense/eval "$OUT"/two-stage/eval "$OUT"/t2i-only/eval \
+    "$OUT"/i2t-only/eval "$OUT"/joint-rerank/eval
 fi
