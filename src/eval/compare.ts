@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readMetrics } from '../train/metrics-log.js';
-import type { EvalReport } from './evaluate.js';
+import type { EvalReport } from './report.js';
 
 /** How a model was trained, read from its run directory (null fields: not recorded there). */
 export interface TrainingSummary {

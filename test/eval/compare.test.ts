@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
 import { commands } from '../../src/cli/commands/compare.js';
 import { compareEvals, comparisonMarkdown, trainingSummary } from '../../src/eval/compare.js';
-import type { EvalReport } from '../../src/eval/evaluate.js';
+import type { EvalReport } from '../../src/eval/report.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BASE = JSON.parse(readFileSync(join(ROOT, 'docs/results/eval-vilg-shapes/eval.json'), 'utf8')) as EvalReport;

@@ -73,7 +73,8 @@ export const commands: Record<string, Command> = {
       await import('../../engine/index.js'); // loads the native backend when it is built
       const { openDataset } = await import('../../data/format.js');
       const { VilgPipeline } = await import('../../models/vilg/pipeline.js');
-      const { runEval, writeEvalOutputs } = await import('../../eval/evaluate.js');
+      const { runEval } = await import('../../eval/evaluate.js');
+      const { writeEvalOutputs } = await import('../../eval/report.js');
       let ds;
       try { ds = openDataset(dataDir); } catch (e) { throw new UsageError(`--data: ${(e as Error).message}`); }
       let vilg;
