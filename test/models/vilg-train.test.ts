@@ -102,6 +102,37 @@ test('a run stopped at step 6 and resumed ends bit-identical to an uninterrupted
   assert.deepEqual(mb.map((x) => x['loss']), ma.map((x) => x['loss']));
 });
 
+test('end-to-end with the adversarial option: g, λ and D\'s loss logged, D checkpointed, resume bit-identical', async () => {
+  const adv = { recAdversarial: true, recDiscStart: 3, recBatch: 2, steps: 6, checkpointEvery: 2, sampleEvery: 6 };
+  const a = join(root, 'adv-a'), b = join(root, 'adv-b');
+  await trainVilg(base(a, adv));
+  const m = readMetrics(join(a, 'metrics.jsonl'));
+  for (const x of m) for (const k of ['g', 'd_weight', 'd_loss']) assert.ok(Number.isFinite(x[k] as number), `${k} at step ${x.step}: ${String(x[k])}`);
+  assert.ok(m.slice(3).every((x) => (x['d_weight'] as number) > 0), 'λ > 0 once the term is on');
+  assert.ok(m.every((x) => (x['d_loss'] as number) > 0), 'hinge D loss');
+  const state = JSON.parse(await readFile(join(a, 'checkpoints', 'step-0000006', 'state.json'), 'utf8')) as { modules: string[]; optimizers: string[] };
+  assert.ok(state.modules.includes('discriminator') && state.optimizers.includes('discriminator'), JSON.stringify(state));
+  const stop = new StopFlag();
+  await trainVilg(base(b, { ...adv, stop, onStep: (s) => { if (s === 3) stop.request('test'); } }));
+  const second = await trainVilg(base(b, adv));
+  assert.equal(second.resumedFrom, 3);
+  const ma = readMetrics(join(a, 'metrics.jsonl')), mb = readMetrics(join(b, 'metrics.jsonl'));
+  assert.deepEqual(mb.map((x) => [x['loss'], x['d_loss']]), ma.map((x) => [x['loss'], x['d_loss']]));
+  // A run without the option refuses this directory (the fixed settings differ).
+  await assert.rejects(trainVilg(base(b, { ...adv, recAdversarial: false, steps: 8 })), /recAdversarial/);
+  await assert.rejects(trainVilg(base(join(root, 'adv-two'), { ...adv, mode: 'two-stage' })), /recAdversarial needs mode end-to-end/);
+});
+
+test('a direction with loss weight 0 is not run: no t2i term (two-stage) or no i2t term in the metrics', async () => {
+  const i2tOnly = join(root, 'i2t-only'), t2iOnly = join(root, 't2i-only');
+  await trainVilg(base(i2tOnly, { mode: 'two-stage', steps: 2, weights: { t2i: 0 } }));
+  await trainVilg(base(t2iOnly, { steps: 2, weights: { i2t: 0, vqa: 0 }, recBatch: 2 }));
+  const mi = readMetrics(join(i2tOnly, 'metrics.jsonl')), mt = readMetrics(join(t2iOnly, 'metrics.jsonl'));
+  assert.ok(mi.every((x) => x['t2i'] === undefined && typeof x['i2t'] === 'number'));
+  assert.ok(mt.every((x) => x['i2t'] === undefined && x['vqa'] === undefined && typeof x['t2i'] === 'number' && typeof x['rec'] === 'number'));
+  assert.ok((mt[1]!['tokens_per_s'] as number) > 0);
+});
+
 test('a NaN stops the run with NonFiniteLossError and keeps the last good checkpoint', async () => {
   const out = join(root, 'nan');
   const err = await trainVilg(base(out, { onStep: (s, { model }) => { if (s === 5) (model.embeddings.textTokens.weight.data as Float32Array).fill(NaN); } })).catch((e: unknown) => e);

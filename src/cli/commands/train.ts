@@ -55,6 +55,8 @@ export const commands: Record<string, Command> = {
       'w-vqa': { type: 'number', help: 'weight of the generative VQA loss (0: off; used when the data has questions)', default: 1 },
       'w-rec': { type: 'number', help: 'weight of the end-to-end reconstruction loss', default: 1 },
       'rec-loss': { type: 'string', help: 'l2 or l1', default: 'l2' },
+      'rec-adversarial': { type: 'boolean', help: 'end-to-end: add the tokenizer\'s adversarial loss (a PatchGAN trained jointly) to the reconstruction' },
+      'rec-disc-start': { type: 'number', help: 'step from which the adversarial term enters (the discriminator trains from step 0)', default: 0 },
       'rec-batch': { type: 'number', help: 'pairs of each batch that also train through the decoder (0: all)', default: 0 },
       lang: { type: 'string', help: 'caption language: en, zh or any', default: 'any' },
       'sample-every': { type: 'number', help: 'write RUN/samples/step-N.{png,html} every N steps', default: D.sampleEvery },
@@ -85,7 +87,8 @@ export const commands: Record<string, Command> = {
         gradAccum: int(o, 'grad-accum', 1)!, lr: nonNegative(o, 'lr')!, recLr: nonNegative(o, 'rec-lr')!,
         precision: choice(o, 'precision', ['fp32', 'bf16'] as const)!,
         weights: { t2i: nonNegative(o, 'w-t2i')!, i2t: nonNegative(o, 'w-i2t')!, vqa: nonNegative(o, 'w-vqa')!, rec: nonNegative(o, 'w-rec')! },
-        recLoss: choice(o, 'rec-loss', ['l2', 'l1'] as const)!, recBatch: int(o, 'rec-batch', 0)!, lang: choice(o, 'lang', ['en', 'zh', 'any'] as const)!,
+        recLoss: choice(o, 'rec-loss', ['l2', 'l1'] as const)!, recBatch: int(o, 'rec-batch', 0)!,
+        recAdversarial: o['rec-adversarial'] === true, recDiscStart: int(o, 'rec-disc-start', 0)!, lang: choice(o, 'lang', ['en', 'zh', 'any'] as const)!,
         sampleEvery: int(o, 'sample-every', 1)!, checkpointEvery: int(o, 'checkpoint-every', 1)!, sampleTopK: int(o, 'sample-top-k', 0)!,
         seed: int(o, 'seed', 0)!, resume: o['resume'] === true ? 'require' : 'auto', showProgress: o['quiet'] !== true,
       };

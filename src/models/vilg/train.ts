@@ -25,7 +25,7 @@ import { getPrecision, setPrecision, type Precision } from '../../engine/kernels
 import { AdamW, isNotMatrix } from '../../engine/optim/adamw.js';
 import { clipGradNorm } from '../../engine/optim/clip.js';
 import { Generator } from '../../engine/random.js';
-import { noGrad, Tensor } from '../../engine/tensor.js';
+import { noGrad, scalar, Tensor } from '../../engine/tensor.js';
 import { encodeDataset } from '../../data/encode.js';
 import { openDataset, type Dataset, type Lang } from '../../data/format.js';
 import { ShardReader, type ReadSample } from '../../data/shards.js';
@@ -40,6 +40,8 @@ import { progress, type Progress } from '../../util/progress.js';
 import { lrAt } from '../vqgan/train.js';
 import { rgbToTensor } from '../vqgan/evaluate.js';
 import { loadVQModel, type VQModel } from '../vqgan/vqmodel.js';
+import { NLayerDiscriminator } from '../vqgan/discriminator.js';
+import { adversarialLossConfig, generatorAdversarialLoss, vqganDiscriminatorLoss, vqganGeneratorLoss } from '../vqgan/losses.js';
 import { imageToTextBatch, textRows, textToImageBatch, vqaBatch, type TextSpecials, type VilgBatch } from './batch.js';
 import { vilgConfig, vilgConfigToJson, vilgPreset, type VilgConfig, type VilgConfigInput } from './config.js';
 import { endToEndZemb, generateCaptions, sampleImageCodes } from './generate.js';
@@ -80,6 +82,14 @@ export interface TrainVilgOptions {
   weights?: Partial<LossWeights>;
   /** Reconstruction loss of end-to-end mode. */
   recLoss?: 'l2' | 'l1';
+  /**
+   * End-to-end mode: add the image tokenizer's adversarial loss to the reconstruction (a PatchGAN discriminator,
+   * fresh, trained jointly from step 0 with hinge loss; its generator term enters from `recDiscStart`, weighted
+   * by taming's adaptive λ against the reconstruction loss at the decoder's last layer).
+   */
+  recAdversarial?: boolean;
+  /** Step from which the adversarial term enters the loss (the discriminator trains from step 0). */
+  recDiscStart?: number;
   /** Pairs of each micro-batch that also go through the decoder in end-to-end mode (0 = all): the decoder's
    *  convolutions at full resolution cost more than the transformer on small presets. */
   recBatch?: number;
@@ -118,6 +128,8 @@ export const TRAIN_VILG_DEFAULTS = Object.freeze({
   weights: Object.freeze({ t2i: 1, i2t: 1, vqa: 1, rec: 1 }) as LossWeights, // the seed: L = L_txt2img + L_img2txt (+ the reconstruction)
   recLoss: 'l2' as 'l2' | 'l1', // the seed's ‖x − x̂‖²
   recBatch: 0, // every pair of the batch
+  recAdversarial: false, // the seed's reconstruction loss alone; the issue's option: taming's PatchGAN term
+  recDiscStart: 0, // the decoder starts trained: the adversarial term can enter at once (λ balances it)
   sampleEvery: 500, // a sample sheet every N steps
   checkpointEvery: 250, // at most N steps lost to a kill
   sampleCount: 8, // prompts and images per sheet
@@ -148,6 +160,11 @@ function num(v: number, name: string, allowZero: boolean): number {
   return v;
 }
 
+function bool(v: unknown, name: string): boolean {
+  if (typeof v !== 'boolean') throw new RangeError(`${where}: ${name} must be true or false, got ${String(v)}`);
+  return v;
+}
+
 function oneOf<T extends string>(v: T, name: string, allowed: readonly T[]): T {
   if (!allowed.includes(v)) throw new RangeError(`${where}: ${name} must be one of ${allowed.join(', ')}, got '${String(v)}'`);
   return v;
@@ -173,6 +190,7 @@ export function resolveTrainVilgOptions(o: TrainVilgOptions): Required<Omit<Trai
     schedule: oneOf(o.schedule ?? d.schedule, 'schedule', ['constant', 'cosine']), gradClip: num(o.gradClip ?? d.gradClip, 'gradClip', true),
     precision: oneOf(o.precision ?? d.precision, 'precision', ['fp32', 'bf16']), weights,
     recLoss: oneOf(o.recLoss ?? d.recLoss, 'recLoss', ['l2', 'l1']), recBatch: int(o.recBatch ?? d.recBatch, 'recBatch', 0),
+    recAdversarial: bool(o.recAdversarial ?? d.recAdversarial, 'recAdversarial'), recDiscStart: int(o.recDiscStart ?? d.recDiscStart, 'recDiscStart', 0),
     sampleEvery: int(o.sampleEvery ?? d.sampleEvery, 'sampleEvery', 1), checkpointEvery: int(o.checkpointEvery ?? d.checkpointEvery, 'checkpointEvery', 1),
     sampleCount: int(o.sampleCount ?? d.sampleCount, 'sampleCount', 1), sampleTopK: int(o.sampleTopK ?? d.sampleTopK, 'sampleTopK', 0),
     lang: oneOf(o.lang ?? d.lang, 'lang', ['en', 'zh', 'any']), seed: int(o.seed ?? d.seed, 'seed', 0),
@@ -251,6 +269,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
     train: {
       mode: o.mode, steps: o.steps, batchSize: o.batchSize, gradAccum: o.gradAccum, lr: o.lr, recLr: o.recLr, weightDecay: o.weightDecay,
       warmupSteps: o.warmupSteps, schedule: o.schedule, gradClip: o.gradClip, precision: o.precision, weights: { ...o.weights }, recLoss: o.recLoss, recBatch: o.recBatch,
+      ...(o.recAdversarial ? { recAdversarial: true, recDiscStart: o.recDiscStart } : {}), // absent when off: older runs resume unchanged
       lang: o.lang, seed: o.seed, sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, sampleCount: o.sampleCount, sampleTopK: o.sampleTopK,
     },
   };
@@ -265,10 +284,17 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   const recParams = [...rec.decoder.parameters(), ...rec.postQuantConv.parameters()]; // encoder and codebook stay frozen
   const recOpt = new AdamW(recParams, { lr: o.recLr, betas: [0.5, 0.9], weightDecay: 0, noDecay: isNotMatrix }); // taming's betas
   if (e2e) rec.train(); else rec.eval();
+  if (o.recAdversarial && !e2e) throw new RangeError(`${where}: recAdversarial needs mode end-to-end (two-stage mode trains no decoder)`);
+  // The optional adversarial term: a fresh PatchGAN (nLayers 2 below 64 px: a 3-layer one would see 2×2 patches of a 32 px image).
+  const disc = o.recAdversarial ? new NLayerDiscriminator({ inChannels: 3, ndf: 32, nLayers: r >= 64 ? 3 : 2 }, { generator: new Generator(o.seed + 3) }).train() : null;
+  const discParams = disc === null ? [] : disc.parameters();
+  const discOpt = disc === null ? null : new AdamW(discParams, { lr: o.recLr, betas: [0.5, 0.9], weightDecay: 0, noDecay: isNotMatrix });
+  const adv = adversarialLossConfig({ discStart: o.recDiscStart });
   const order = new DataOrder(train.length, o.seed);
   const parts: CheckpointParts = {
     model, optimizer: opt, generators: { dropout: dropoutGen, data: dataGen },
-    extraModules: { reconstructor: rec }, extraOptimizers: e2e ? { reconstructor: recOpt } : {},
+    extraModules: { reconstructor: rec, ...(disc === null ? {} : { discriminator: disc }) },
+    extraOptimizers: { ...(e2e ? { reconstructor: recOpt } : {}), ...(discOpt === null ? {} : { discriminator: discOpt }) },
   };
   let state: TrainState = initialTrainState({ precision: o.precision });
   let lastCheckpoint: string | null = null;
@@ -299,7 +325,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   };
 
   /** Loss terms of one micro-batch and its token count; backward of (their weighted sum / gradAccum) runs here. */
-  const microStep = (batch: ReadSample[]): { terms: Record<string, number>; tokens: number } => {
+  const microStep = (batch: ReadSample[], step: number): { terms: Record<string, number>; tokens: number } => {
     const caps = batch.map((s) => pickCaption(s, o.lang, dataGen)!);                  // ids without specials
     const textT = textRows(caps, specials, config.maxTextLen);                          // [B, T]
     const codes = codesOf(batch);                                                       // [B, h, w]
@@ -308,7 +334,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
     // end-to-end reconstruction reads its hidden states from.
     const needT2i = o.weights.t2i > 0 || (e2e && o.weights.rec > 0), needI2t = o.weights.i2t > 0;
     let tokens = batch.length * ((needT2i ? T + 1 + n : 0) + (needI2t ? n + T : 0));  // t2i + i2t sequences
-    let loss: Tensor, t2iHidden: Tensor | null = null;
+    let loss: Tensor, t2iHidden: Tensor | null = null, discPair: { x: Tensor; xRec: Tensor } | null = null;
     const terms: Record<string, number> = {};
     if (needT2i && needI2t) {
       const j = model.jointLoss({ text: textT, codes }, specials.pad, { t2i: o.weights.t2i, i2t: o.weights.i2t, vqa: 0 });
@@ -354,12 +380,29 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
       const xRec = rec.decode(zEmb);                                                    // [k, H, W, 3]
       const x = rgbToTensor(batch.slice(0, k).map((s) => ds.image(s.index)), r, r);     // [k, H, W, 3] in [−1, 1]
       const recL = o.recLoss === 'l2' ? mseLoss(xRec, x) : l1Loss(xRec, x);              // []
-      loss = add(loss, mul(recL, o.weights.rec));                                       // []
+      let recTerm = recL;                                                               // []
+      if (disc !== null) {
+        for (const p of discParams) p.requiresGrad = false; // the generator's backward reaches x̂, not D's weights
+        const g = generatorAdversarialLoss(disc.forward(xRec));                          // [] −mean D(x̂)
+        const gl = vqganGeneratorLoss({ rec: recL, q: scalar(0), g, lastLayer: rec.decoder.convOut.weight, step, config: adv });
+        recTerm = gl.loss;                                                              // [] rec + λ·g (from recDiscStart)
+        terms['g'] = gl.g; terms['d_weight'] = gl.dWeight;
+        discPair = { x, xRec };
+      }
+      loss = add(loss, mul(recTerm, o.weights.rec));                                    // []
       terms['rec'] = recL.item();
     }
     terms['loss'] = loss.item();
     for (const [k, v] of Object.entries(terms)) assertFinite(k, v, state.step + 1, lastCheckpoint);
     (o.gradAccum > 1 ? mul(loss, 1 / o.gradAccum) : loss).backward();
+    if (disc !== null && discPair !== null) {
+      // The discriminator on x and sg[x̂], from step 0; its grads accumulate over micro-batches like the rest.
+      for (const p of discParams) p.requiresGrad = true;
+      const dl = vqganDiscriminatorLoss(disc.forward(discPair.x), disc.forward(discPair.xRec.detach()), adv); // logits [k, h', w', 1]
+      terms['d_loss'] = dl.loss.item();
+      assertFinite('d_loss', terms['d_loss'], step + 1, lastCheckpoint);
+      (o.gradAccum > 1 ? mul(dl.loss, 1 / o.gradAccum) : dl.loss).backward();
+    }
     return { terms, tokens };
   };
   const vqaBatchOf = (ss: ReadSample[], q: number[][], a: number[][]): VilgBatch =>
@@ -371,11 +414,12 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   const runStep = (step: number): Record<string, number> => {
     opt.lr = lrAt(step, o.lr, o.warmupSteps, o.steps, o.schedule);
     recOpt.lr = lrAt(step, o.recLr, o.warmupSteps, o.steps, o.schedule);
-    opt.zeroGrad(); recOpt.zeroGrad();
+    opt.zeroGrad(); recOpt.zeroGrad(); discOpt?.zeroGrad();
+    if (discOpt !== null) discOpt.lr = lrAt(step, o.recLr, o.warmupSteps, o.steps, o.schedule);
     const sums: Record<string, number> = {};
     for (let m = 0; m < o.gradAccum; m++) {
       const batch = Array.from(order.next(o.batchSize), (i) => train[i]!);
-      const { terms, tokens } = microStep(batch);
+      const { terms, tokens } = microStep(batch, step);
       for (const [k, v] of Object.entries(terms)) sums[k] = (sums[k] ?? 0) + v / o.gradAccum;
       tokensDone += tokens;
     }
@@ -383,6 +427,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
     assertFinite('grad_norm', gradNorm, step + 1, lastCheckpoint);
     opt.step();
     if (e2e) recOpt.step();
+    discOpt?.step();
     return { ...sums, grad_norm: gradNorm, lr: opt.lr };
   };
 
