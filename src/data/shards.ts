@@ -321,18 +321,25 @@ export class ShardReader {
 
   /** Streams samples: each shard is read, checked against the index, and yielded sample by sample. */
   *samples(split?: Split): Generator<ReadSample> {
+    for (const e of this.shards(split)) yield* this.decodeEntry(e);
+  }
+
+  /** Every sample of one shard (an entry of this index), checked against the index. */
+  readShard(e: ShardEntry): ReadSample[] {
+    return [...this.decodeEntry(e)];
+  }
+
+  private decodeEntry(e: ShardEntry): Generator<ReadSample, ShardHeader> {
     const c = this.index.config;
-    for (const e of this.shards(split)) {
-      const path = join(this.dir, e.file);
-      if (!existsSync(path)) throw new ShardFormatError(`${path}: listed in ${SHARD_INDEX_FILE} but missing`);
-      const bytes = readFileSync(path);
-      if (bytes.length !== e.bytes) throw new ShardFormatError(`${path}: ${bytes.length} bytes, ${SHARD_INDEX_FILE} says ${e.bytes} (truncated or replaced)`);
-      const h = readShardHeader(bytes, path);
-      if (h.count !== e.count || h.payloadCrc !== e.crc32 || h.split !== e.split) throw new ShardFormatError(`${path}: header disagrees with ${SHARD_INDEX_FILE} (count, checksum or split)`);
-      if (h.gridHeight !== c.gridHeight || h.gridWidth !== c.gridWidth || h.codebookSize !== c.codebookSize || h.textVocabSize !== c.textVocabSize) {
-        throw new ShardFormatError(`${path}: grid/codebook/vocabulary differ from ${SHARD_INDEX_FILE}`);
-      }
-      yield* decodeShard(bytes, path);
+    const path = join(this.dir, e.file);
+    if (!existsSync(path)) throw new ShardFormatError(`${path}: listed in ${SHARD_INDEX_FILE} but missing`);
+    const bytes = readFileSync(path);
+    if (bytes.length !== e.bytes) throw new ShardFormatError(`${path}: ${bytes.length} bytes, ${SHARD_INDEX_FILE} says ${e.bytes} (truncated or replaced)`);
+    const h = readShardHeader(bytes, path);
+    if (h.count !== e.count || h.payloadCrc !== e.crc32 || h.split !== e.split) throw new ShardFormatError(`${path}: header disagrees with ${SHARD_INDEX_FILE} (count, checksum or split)`);
+    if (h.gridHeight !== c.gridHeight || h.gridWidth !== c.gridWidth || h.codebookSize !== c.codebookSize || h.textVocabSize !== c.textVocabSize) {
+      throw new ShardFormatError(`${path}: grid/codebook/vocabulary differ from ${SHARD_INDEX_FILE}`);
     }
+    return decodeShard(bytes, path);
   }
 }

@@ -36,6 +36,7 @@ export const commands: Record<string, Command> = {
       tokenizer: { type: 'string', help: 'VQGAN image tokenizer directory (vilg train-tokenizer ... → RUN/model)' },
       text: { type: 'string', help: 'WordPiece tokenizer (default DATA/tokenizer)' },
       shards: { type: 'string', help: 'token shards from `vilg data encode` (default: encode into RUN/tokens on first use)' },
+      stream: { type: 'boolean', help: 'stream training samples shard by shard (one shard in memory; for data sets too large to hold)' },
       out: { type: 'string', help: 'run directory (checkpoints, metrics.jsonl, samples/, model/)' },
       preset: { type: 'string', help: 'model preset: emoji-small, shapes-small, tiny, paper', default: 'emoji-small' },
       mode: { type: 'string', help: 'end-to-end (z_emb → decoder, trained jointly) or two-stage', default: 'end-to-end' },
@@ -81,7 +82,7 @@ export const commands: Record<string, Command> = {
       const over = { numLayers: int(o, 'layers', 1), hidden: int(o, 'hidden', 1), heads: int(o, 'heads', 1), dropout: nonNegative(o, 'dropout') };
       for (const [k, v] of Object.entries(over)) if (v !== undefined) config[k] = v;
       const opts: import('../../models/vilg/train.js').TrainVilgOptions = {
-        data, tokenizer, text, out, ...(typeof o['shards'] === 'string' ? { shards: o['shards'] } : {}),
+        data, tokenizer, text, out, ...(typeof o['shards'] === 'string' ? { shards: o['shards'] } : {}), stream: o['stream'] === true,
         preset: String(o['preset']), config,
         mode: choice(o, 'mode', ['end-to-end', 'two-stage'] as const)!, steps: int(o, 'steps', 1)!, batchSize: int(o, 'batch-size', 1)!,
         gradAccum: int(o, 'grad-accum', 1)!, lr: nonNegative(o, 'lr')!, recLr: nonNegative(o, 'rec-lr')!,

@@ -29,6 +29,7 @@ import { noGrad, scalar, Tensor } from '../../engine/tensor.js';
 import { encodeDataset } from '../../data/encode.js';
 import { openDataset, type Dataset, type Lang } from '../../data/format.js';
 import { ShardReader, type ReadSample } from '../../data/shards.js';
+import { ShardStream } from '../../data/shard-stream.js';
 import { loadTokenizer } from '../../data/text/io.js';
 import type { WordPieceTokenizer } from '../../data/text/wordpiece.js';
 import { type CheckpointParts, initialTrainState, listCheckpointSteps, loadLatestCheckpoint, saveCheckpoint, type JsonValue, type TrainState } from '../../train/checkpoint.js';
@@ -59,6 +60,12 @@ export interface TrainVilgOptions {
   text?: string;
   /** Token shards of this data set made with these tokenizers; default RUN/tokens, encoded on first use. */
   shards?: string;
+  /**
+   * Stream the training samples from the shards, one shard in memory at a time (src/data/shard-stream.ts:
+   * shards and samples within a shard shuffled per epoch), instead of holding the whole split: for data
+   * sets that do not fit in memory. Another data order than the default's global shuffle.
+   */
+  stream?: boolean;
   /** Run directory. */
   out: string;
   /** Model preset (config.ts VILG_PRESETS); V, K, grid and E are taken from the tokenizers. */
@@ -128,6 +135,7 @@ export const TRAIN_VILG_DEFAULTS = Object.freeze({
   weights: Object.freeze({ t2i: 1, i2t: 1, vqa: 1, rec: 1 }) as LossWeights, // the seed: L = L_txt2img + L_img2txt (+ the reconstruction)
   recLoss: 'l2' as 'l2' | 'l1', // the seed's ‖x − x̂‖²
   recBatch: 0, // every pair of the batch
+  stream: false, // small data sets: every encoded sample in memory, one global shuffle per epoch
   recAdversarial: false, // the seed's reconstruction loss alone; the issue's option: taming's PatchGAN term
   recDiscStart: 0, // the decoder starts trained: the adversarial term can enter at once (λ balances it)
   sampleEvery: 500, // a sample sheet every N steps
@@ -149,6 +157,14 @@ export interface TrainVilgResult {
 }
 
 const where = 'trainVilg';
+/** Val samples read for the sample sheets (sampleCount) and the val losses (64). */
+const VAL_KEEP = 256;
+
+function firstN<T>(it: Iterable<T>, n: number): T[] {
+  const out: T[] = [];
+  for (const x of it) { if (out.length >= n) break; out.push(x); }
+  return out;
+}
 
 function int(v: number, name: string, min: number): number {
   if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`${where}: ${name} must be an integer ≥ ${min}, got ${String(v)}`);
@@ -190,7 +206,7 @@ export function resolveTrainVilgOptions(o: TrainVilgOptions): Required<Omit<Trai
     schedule: oneOf(o.schedule ?? d.schedule, 'schedule', ['constant', 'cosine']), gradClip: num(o.gradClip ?? d.gradClip, 'gradClip', true),
     precision: oneOf(o.precision ?? d.precision, 'precision', ['fp32', 'bf16']), weights,
     recLoss: oneOf(o.recLoss ?? d.recLoss, 'recLoss', ['l2', 'l1']), recBatch: int(o.recBatch ?? d.recBatch, 'recBatch', 0),
-    recAdversarial: bool(o.recAdversarial ?? d.recAdversarial, 'recAdversarial'), recDiscStart: int(o.recDiscStart ?? d.recDiscStart, 'recDiscStart', 0),
+    stream: bool(o.stream ?? d.stream, 'stream'), recAdversarial: bool(o.recAdversarial ?? d.recAdversarial, 'recAdversarial'), recDiscStart: int(o.recDiscStart ?? d.recDiscStart, 'recDiscStart', 0),
     sampleEvery: int(o.sampleEvery ?? d.sampleEvery, 'sampleEvery', 1), checkpointEvery: int(o.checkpointEvery ?? d.checkpointEvery, 'checkpointEvery', 1),
     sampleCount: int(o.sampleCount ?? d.sampleCount, 'sampleCount', 1), sampleTopK: int(o.sampleTopK ?? d.sampleTopK, 'sampleTopK', 0),
     lang: oneOf(o.lang ?? d.lang, 'lang', ['en', 'zh', 'any']), seed: int(o.seed ?? d.seed, 'seed', 0),
@@ -257,10 +273,14 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   if (sc.gridHeight !== config.imageGrid[0] || sc.gridWidth !== config.imageGrid[1] || sc.codebookSize !== config.numCodes || sc.textVocabSize !== config.textVocab) {
     throw new RangeError(`${where}: ${o.shards} has a ${sc.gridHeight}×${sc.gridWidth} grid of ${sc.codebookSize} codes and ${sc.textVocabSize} text ids; the tokenizers give ${config.imageGrid.join('×')}, ${config.numCodes}, ${config.textVocab}`);
   }
-  // The encoded samples are small (n codes + a few caption ids each): held in memory, shuffled by index.
-  const train = [...shards.samples('train')].filter((s) => s.captions.some((c) => o.lang === 'any' || c.lang === o.lang));
-  const val = [...shards.samples('val')];
-  if (train.length < o.batchSize) throw new RangeError(`${where}: ${o.shards} has ${train.length} training pairs${o.lang === 'any' ? '' : ` with '${o.lang}' captions`}, fewer than the batch size ${o.batchSize}`);
+  // The encoded samples are small (n codes + a few caption ids each): by default held in memory and shuffled
+  // by index; with `stream`, read shard by shard (ShardStream). Val: the first VAL_KEEP samples (sheets, val losses).
+  const keepSample = (s: ReadSample): boolean => s.captions.some((c) => o.lang === 'any' || c.lang === o.lang);
+  const stream = o.stream ? new ShardStream(shards, 'train', o.seed, keepSample) : null;
+  const train = stream === null ? [...shards.samples('train')].filter(keepSample) : [];
+  const val = firstN(shards.samples('val'), Math.max(VAL_KEEP, o.sampleCount));
+  const trainCount = stream?.n ?? train.length;
+  if (trainCount < o.batchSize) throw new RangeError(`${where}: ${o.shards} has ${trainCount} training pairs${o.lang === 'any' || stream !== null ? '' : ` with '${o.lang}' captions`}, fewer than the batch size ${o.batchSize}`);
   const hasVqa = o.weights.vqa > 0 && ds.records.some((rr) => rr.split === 'train' && (rr.vqa?.length ?? 0) > 0);
 
   const runConfig: JsonValue = {
@@ -270,7 +290,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
       mode: o.mode, steps: o.steps, batchSize: o.batchSize, gradAccum: o.gradAccum, lr: o.lr, recLr: o.recLr, weightDecay: o.weightDecay,
       warmupSteps: o.warmupSteps, schedule: o.schedule, gradClip: o.gradClip, precision: o.precision, weights: { ...o.weights }, recLoss: o.recLoss, recBatch: o.recBatch,
       ...(o.recAdversarial ? { recAdversarial: true, recDiscStart: o.recDiscStart } : {}), // absent when off: older runs resume unchanged
-      lang: o.lang, seed: o.seed, sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, sampleCount: o.sampleCount, sampleTopK: o.sampleTopK,
+      lang: o.lang, seed: o.seed, ...(o.stream ? { stream: true } : {}), sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, sampleCount: o.sampleCount, sampleTopK: o.sampleTopK,
     },
   };
   const allowChanged = ['train.steps', 'train.sampleEvery', 'train.checkpointEvery'];
@@ -290,7 +310,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   const discParams = disc === null ? [] : disc.parameters();
   const discOpt = disc === null ? null : new AdamW(discParams, { lr: o.recLr, betas: [0.5, 0.9], weightDecay: 0, noDecay: isNotMatrix });
   const adv = adversarialLossConfig({ discStart: o.recDiscStart });
-  const order = new DataOrder(train.length, o.seed);
+  const order = stream ?? new DataOrder(train.length, o.seed);
   const parts: CheckpointParts = {
     model, optimizer: opt, generators: { dropout: dropoutGen, data: dataGen },
     extraModules: { reconstructor: rec, ...(disc === null ? {} : { discriminator: disc }) },
@@ -418,7 +438,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
     if (discOpt !== null) discOpt.lr = lrAt(step, o.recLr, o.warmupSteps, o.steps, o.schedule);
     const sums: Record<string, number> = {};
     for (let m = 0; m < o.gradAccum; m++) {
-      const batch = Array.from(order.next(o.batchSize), (i) => train[i]!);
+      const batch = stream !== null ? stream.next(o.batchSize) : Array.from((order as DataOrder).next(o.batchSize), (i) => train[i]!);
       const { terms, tokens } = microStep(batch, step);
       for (const [k, v] of Object.entries(terms)) sums[k] = (sums[k] ?? 0) + v / o.gradAccum;
       tokensDone += tokens;
@@ -433,7 +453,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
 
   // Fixed val pairs for the sample sheets and the val losses.
   const sheetGen = (): Generator => new Generator(o.seed + 1000); // the same draws at every sheet: comparable across steps
-  const valPairs = (val.length > 0 ? val : train).filter((s) => s.captions.length > 0);
+  const valPairs = (val.length > 0 ? val : train.length > 0 ? train : firstN(shards.samples('train'), VAL_KEEP)).filter((s) => s.captions.length > 0);
   const sheet = valPairs.slice(0, o.sampleCount);
   const valBatch = valPairs.slice(0, Math.min(64, valPairs.length));
   const mainCaption = (s: ReadSample): number[] => {
