@@ -7,7 +7,7 @@
 // t2i-only model has no caption figures, and its cells read '–').
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { readMetrics } from '../train/metrics-log.js';
 import type { EvalReport } from './report.js';
 
@@ -31,8 +31,12 @@ export interface ComparisonRow {
   label: string;
   evalDir: string;
   training: TrainingSummary | null;
-  /** Generated images with every attribute right (shapes), FD and KID of generated images; null: not evaluated. */
-  t2i: { allAttributes: number | null; fd: number | null; kid: number | null; rerank: number } | null;
+  /**
+   * Generated images with every attribute right (shapes), FD and KID of generated images; null: not evaluated.
+   * reconstructionAllAttributes: the same checker on this model's reconstructions of the real codes (its own
+   * pixel path: an end-to-end model decodes through its jointly trained decoder, so this differs by model).
+   */
+  t2i: { allAttributes: number | null; fd: number | null; kid: number | null; rerank: number; reconstructionAllAttributes: number | null } | null;
   /** Per decoding ('greedy', 'beam 4'): BLEU-4, CIDEr-D, captions with every attribute right (shapes). */
   i2t: { decoding: string; bleu4: number; cider: number; allAttributes: number | null }[] | null;
   vqa: { exactMatch: number; questions: number } | null;
@@ -41,8 +45,8 @@ export interface ComparisonRow {
 export interface Comparison {
   /** What every row shares: data, split, samples, seed, language, t2i sampling. */
   common: { data: string; split: string; samples: number; seed: number; lang: string; sampling: string };
-  /** The calibration rows of the first evaluation that has them (they depend on the tokenizer, not the generator). */
-  calibration: { realAllAttributes: number | null; reconstructionAllAttributes: number | null; randomAllAttributes: number | null; fdFloor: number | null; fdRandom: number | null } | null;
+  /** The model-independent calibration of the first evaluation that has it: the checker on real images, FD of real train images. */
+  calibration: { realAllAttributes: number | null; fdFloor: number | null } | null;
   rows: ComparisonRow[];
 }
 
@@ -58,6 +62,19 @@ export function readEvalReport(pathOrDir: string): { report: EvalReport; dir: st
   if (r === null || typeof r !== 'object' || r.format !== 'vilg-eval') throw new RangeError(`compare: ${file} is not a \`vilg eval\` report (format 'vilg-eval')`);
   if (r.version !== 1) throw new RangeError(`compare: ${file} has report version ${String(r.version)}; this build reads version 1`);
   return { report: r as EvalReport, dir: dirname(file) };
+}
+
+/**
+ * The model directory an eval.json names, as seen from here: as written when it exists (absolute, or relative to
+ * this working directory), else resolved against the evaluation directory's ancestors (a report written from
+ * another working directory, e.g. scripts/ablations.sh's worktree).
+ */
+export function locateModelDir(modelDir: string, evalDir: string): string {
+  if (isAbsolute(modelDir) || existsSync(modelDir)) return modelDir;
+  for (let a = resolve(evalDir); ; a = dirname(a)) {
+    if (existsSync(join(a, modelDir))) return join(a, modelDir);
+    if (dirname(a) === a) return modelDir;
+  }
 }
 
 /** How the model in `modelDir` was trained, when it sits in a run directory; null otherwise. */
@@ -111,6 +128,7 @@ export function compareEvals(inputs: readonly { label?: string; path: string }[]
     const gen = (rows: readonly { label: string }[] | null | undefined) => rows?.find((x) => x.label === 'generated');
     const t2i = r.t2i === undefined ? null : {
       allAttributes: (gen(r.t2i.attributes) as { accuracy: { all: number | null } } | undefined)?.accuracy.all ?? null,
+      reconstructionAllAttributes: r.t2i.attributes?.find((a) => a.label === 'reconstruction')?.accuracy.all ?? null,
       fd: (gen(r.t2i.featureDistances.rows) as { fd: number } | undefined)?.fd ?? null,
       kid: (gen(r.t2i.featureDistances.rows) as { kid: { mean: number } } | undefined)?.kid.mean ?? null,
       rerank: r.settings.t2i.rerank ?? 1, // reports written before reranking existed sampled once
@@ -120,15 +138,12 @@ export function compareEvals(inputs: readonly { label?: string; path: string }[]
       allAttributes: x.attributes === null || x.attributes.total === 0 ? null : x.attributes.allCorrect,
     }));
     const vqa = r.vqa === undefined ? null : { exactMatch: r.vqa.exactMatch, questions: r.vqa.questions };
-    return { label: name, evalDir: dir, training: trainingSummary(r.model.dir), t2i, i2t, vqa };
+    return { label: name, evalDir: dir, training: trainingSummary(locateModelDir(r.model.dir, dir)), t2i, i2t, vqa };
   });
   const withCal = loaded.find((x) => x.report.t2i?.attributes != null)?.report.t2i;
   const acc = (label: string): number | null => withCal?.attributes?.find((a) => a.label === label)?.accuracy.all ?? null;
   const fdOf = (label: string): number | null => withCal?.featureDistances.rows.find((x) => x.label === label)?.fd ?? null;
-  const calibration = withCal === undefined ? null : {
-    realAllAttributes: acc('real'), reconstructionAllAttributes: acc('reconstruction'), randomAllAttributes: acc('random codes'),
-    fdFloor: fdOf('real train'), fdRandom: fdOf('random codes'),
-  };
+  const calibration = withCal === undefined ? null : { realAllAttributes: acc('real'), fdFloor: fdOf('real train') };
   return { common, calibration, rows };
 }
 
@@ -145,7 +160,7 @@ function trainedWhat(t: TrainingSummary | null): string {
 /** The comparison as Markdown: one table of training and figures, then what every row shares. */
 export function comparisonMarkdown(c: Comparison): string {
   const beams = [...new Set(c.rows.flatMap((r) => (r.i2t ?? []).map((x) => x.decoding)))];
-  const head = ['model', 'trained', 'steps × batch', 'wall', 'val t2i / i2t', 'images: all attr.', 'FD', 'KID',
+  const head = ['model', 'trained', 'steps × batch', 'wall', 'val t2i / i2t', 'images: all attr.', 'reconstructions: all attr.', 'FD', 'KID',
     ...beams.flatMap((b) => [`${b} BLEU-4`, `${b} CIDEr-D`, `${b} all attr.`]), 'VQA EM'];
   const L = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`];
   for (const r of c.rows) {
@@ -155,7 +170,7 @@ export function comparisonMarkdown(c: Comparison): string {
       label, trainedWhat(t), t?.steps != null ? `${t.steps} × ${t.batchSize ?? '?'}` : '–',
       t?.wallTimeS != null ? `${(t.wallTimeS / 60).toFixed(1)} min` : '–',
       t === null ? '–' : `${fix(t.val['val_t2i'], 2)} / ${fix(t.val['val_i2t'], 2)}`,
-      pct(r.t2i?.allAttributes), fix(r.t2i?.fd, 2), fix(r.t2i?.kid, 3),
+      pct(r.t2i?.allAttributes), pct(r.t2i?.reconstructionAllAttributes), fix(r.t2i?.fd, 2), fix(r.t2i?.kid, 3),
       ...beams.flatMap((b) => {
         const x = r.i2t?.find((y) => y.decoding === b);
         return [fix(x?.bleu4, 3), fix(x?.cider, 2), pct(x?.allAttributes)];
@@ -168,7 +183,7 @@ export function comparisonMarkdown(c: Comparison): string {
   L.push('', `All rows: ${k.data}, split ${k.split}, first ${k.samples} samples, seed ${k.seed}, ${k.lang}; images sampled with ${k.sampling}.`);
   if (c.calibration !== null) {
     const q = c.calibration;
-    L.push(`Calibration (same images, the tokenizer's bounds): all attributes on real images ${pct(q.realAllAttributes)}, on tokenizer reconstructions ${pct(q.reconstructionAllAttributes)}, on random codes ${pct(q.randomAllAttributes)}; FD of real train images (the floor) ${fix(q.fdFloor, 2)}, of random codes ${fix(q.fdRandom, 2)}.`);
+    L.push(`Calibration: the checker finds every attribute in ${pct(q.realAllAttributes)} of the real images; FD of as many real train images against the real test images (the floor) ${fix(q.fdFloor, 2)}. 'reconstructions': the checker on each model's own decoding of the real images' codes (the bound its pixel path sets).`);
   }
   L.push("'–': not measured for that row (a single-direction model is evaluated on its own direction only). val: the last validation losses logged in training, nats per token (both directions are scored for every model, trained or not).");
   return `${L.join('\n')}\n`;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
 import { commands } from '../../src/cli/commands/compare.js';
-import { compareEvals, comparisonMarkdown, trainingSummary } from '../../src/eval/compare.js';
+import { compareEvals, comparisonMarkdown, locateModelDir, trainingSummary } from '../../src/eval/compare.js';
 import type { EvalReport } from '../../src/eval/report.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -43,7 +43,9 @@ const t2iOnly = run('t2i-only', { ...T, weights: { t2i: 1, i2t: 0, vqa: 0, rec: 
 const dense = run('dense', { ...T, attention: 'dense' }, (r) => { r.t2i!.attributes!.find((a) => a.label === 'generated')!.accuracy.all = 0.25; });
 const otherSeed = run('other-seed', T, (r) => { r.settings.seed = 7; });
 
-test('trainingSummary reads the run beside the model directory; a bare model directory has none', () => {
+test('trainingSummary reads the run beside the model directory; a bare model directory has none; relative model paths are found', () => {
+  assert.equal(locateModelDir('joint/model', join(tmp, 'joint', 'eval')), join(tmp, 'joint/model'), 'resolved against the eval directory\'s ancestors');
+  assert.equal(locateModelDir('no/such/model', join(tmp, 'joint', 'eval')), 'no/such/model');
   assert.deepEqual(trainingSummary(join(tmp, 'joint', 'model')), {
     run: join(tmp, 'joint'), mode: 'end-to-end', attention: 'sparse', weights: { t2i: 1, i2t: 1, vqa: 1, rec: 1 },
     steps: 400, batchSize: 8, seed: 0, wallTimeS: 1230, val: { val_t2i: 3.25, val_i2t: 1.25 },
@@ -64,13 +66,14 @@ test('rows: headline figures per model, labels from the run directory or LABEL=,
   assert.equal(j!.vqa!.exactMatch, BASE.vqa!.exactMatch);
   assert.equal(t!.i2t, null);
   assert.equal(t!.vqa, null);
-  assert.equal(c.calibration!.reconstructionAllAttributes, BASE.t2i!.attributes!.find((a) => a.label === 'reconstruction')!.accuracy.all);
+  assert.equal(j!.t2i!.reconstructionAllAttributes, BASE.t2i!.attributes!.find((a) => a.label === 'reconstruction')!.accuracy.all);
+  assert.deepEqual(c.calibration, { realAllAttributes: 1, fdFloor: BASE.t2i!.featureDistances.rows.find((x) => x.label === 'real train')!.fd });
   const md = comparisonMarkdown(c);
-  assert.match(md, /^\| joint \| end-to-end, sparse, t2i\+i2t\+vqa\+rec \| 400 × 8 \| 20\.5 min \| 3\.25 \/ 1\.25 \| 0\.3% \| 2\.95 \|/m);
+  assert.match(md, /^\| joint \| end-to-end, sparse, t2i\+i2t\+vqa\+rec \| 400 × 8 \| 20\.5 min \| 3\.25 \/ 1\.25 \| 0\.3% \| 69\.7% \| 2\.95 \|/m);
   assert.match(md, /^\| t2i-only \| end-to-end, sparse, t2i\+rec \| .* \| – \| – \| – \| – \| – \| – \| – \|$/m);
-  assert.match(md, /^\| full attention \| end-to-end, dense, .* \| 25\.0% \|/m);
+  assert.match(md, /^\| full attention \| end-to-end, dense, .* \| 25\.0% \| 69\.7% \|/m);
   assert.match(md, /All rows: data\/shapes, split test, first 1018 samples, seed 0, en/);
-  assert.match(md, /on tokenizer reconstructions 69\.7%/);
+  assert.match(md, /the checker finds every attribute in 100\.0% of the real images; FD .* \(the floor\) 0\.38/);
 });
 
 test('rows measured differently, duplicate labels and non-reports are refused with the reason', async () => {
