@@ -55,7 +55,8 @@ import { progress } from '../util/progress.js';
 import { existsSync } from 'node:fs';
 import { packageRoot } from '../util/package-root.js';
 import { captionMetrics } from './caption-metrics.js';
-import { FeatureNet, domainOf, emojiAttrsOf, extractFeatures, frechetDistance, kernelInceptionDistance, loadFeatureNet, KID_DEFAULTS, type FeatureDomain, type FeatureSet } from './features.js';
+import { domainOf, emojiAttrsOf, type FeatureDomain } from './feature-labels.js';
+import { FeatureNet, extractFeatures, frechetDistance, kernelInceptionDistance, loadFeatureNet, KID_DEFAULTS, type FeatureSet } from './features.js';
 import { psnr, ssim } from './image-metrics.js';
 import { FIELDS, type AttributeRow, type CaptionRow, type EvalReport, type EvalResult, type EvalSheets, type FeatureDistanceRow, type FeatureDistances, type Field, type Recognition } from './report.js';
 

@@ -11,7 +11,8 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { imageGrid, writePng } from '../util/png.js';
 import type { CaptionScores } from './caption-metrics.js';
 import type { EvalTask } from './evaluate.js';
-import type { FeatureDomain, KidResult } from './features.js';
+import type { FeatureDomain } from './feature-labels.js';
+import type { KidResult } from './features.js';
 
 
 export type Field = ComparisonField | 'all';

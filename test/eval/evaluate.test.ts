@@ -207,7 +207,8 @@ const REF_SKIP = getBackend() === 'reference' ? 'the 64 px emoji model is slow o
 test('emoji data: FD-emoji / KID-emoji and recognition rows with their chance level', { skip: REF_SKIP }, async () => {
   const { loadEmojiCatalogue } = await import('../../src/data/emoji/catalogue.js');
   const { prepareEmoji } = await import('../../src/data/emoji/prepare.js');
-  const { FeatureNet, DEFAULT_FEATURE_CONFIG, labelScheme } = await import('../../src/eval/features.js');
+  const { FeatureNet, DEFAULT_FEATURE_CONFIG } = await import('../../src/eval/features.js');
+  const { labelScheme } = await import('../../src/eval/feature-labels.js');
   const dir = join(tmp, 'emoji');
   prepareEmoji(dir, { size: 64, limit: 40 }, { catalogue: loadEmojiCatalogue({ warn: () => {} }), silent: true });
   const eds = openDataset(dir), emoji = await VilgPipeline.load(join(ROOT, 'models/vilg-emoji'));

@@ -15,9 +15,10 @@ import { openDataset } from '../../src/data/format.js';
 import { makeShapesSample, prepareShapes, sceneConfig } from '../../src/data/shapes/prepare.js';
 import '../../src/engine/index.js';
 import { Generator } from '../../src/engine/random.js';
+import { EMOJI_HEAD_NAMES, FEATURE_HEADS, IGNORE, domainOf, labelScheme, sceneLabels } from '../../src/eval/feature-labels.js';
 import {
-  EMOJI_HEAD_NAMES, FEATURE_HEADS, FeatureNet, IGNORE, accuracyOn, domainOf, headAccuracy, labelScheme, extractFeatures, frechetDistance, imagesToTensor, kernelInceptionDistance,
-  loadFeatureNet, meanAndCovariance, saveFeatureNet, sceneLabels, symmetricEigen, trainFeatureNet, type FeatureSet,
+  FeatureNet, accuracyOn, headAccuracy, extractFeatures, frechetDistance, imagesToTensor, kernelInceptionDistance,
+  loadFeatureNet, meanAndCovariance, saveFeatureNet, symmetricEigen, trainFeatureNet, type FeatureSet,
 } from '../../src/eval/features.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

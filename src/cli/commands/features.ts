@@ -34,7 +34,8 @@ export const commands: Record<string, Command> = {
       if (typeof lr !== 'number' || !(lr > 0 && lr < 1)) throw new UsageError(`--lr must be in (0, 1), got ${String(lr)}`);
       await import('../../engine/index.js'); // loads the native backend when it is built
       const { openDataset } = await import('../../data/format.js');
-      const { EMOJI_HEAD_WHAT, FEATURE_HEADS, headAccuracy, saveFeatureNet, trainFeatureNet } = await import('../../eval/features.js');
+      const { headAccuracy, saveFeatureNet, trainFeatureNet } = await import('../../eval/features.js');
+      const { EMOJI_HEAD_WHAT, FEATURE_HEADS } = await import('../../eval/feature-labels.js');
       const { progress } = await import('../../util/progress.js');
       const { writeFileAtomic } = await import('../../util/atomic.js');
       let ds;
