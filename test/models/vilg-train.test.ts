@@ -121,6 +121,7 @@ test('end-to-end with the adversarial option: g, λ and D\'s loss logged, D chec
   // A run without the option refuses this directory (the fixed settings differ).
   await assert.rejects(trainVilg(base(b, { ...adv, recAdversarial: false, steps: 8 })), /recAdversarial/);
   await assert.rejects(trainVilg(base(join(root, 'adv-two'), { ...adv, mode: 'two-stage' })), /recAdversarial needs mode end-to-end/);
+  assert.ok(!existsSync(join(root, 'adv-two')), 'refused before anything is written');
 });
 
 test('a direction with loss weight 0 is not run: no t2i term (two-stage) or no i2t term in the metrics', async () => {

@@ -196,6 +196,7 @@ export function resolveTrainVilgOptions(o: TrainVilgOptions): Required<Omit<Trai
   for (const k of Object.keys(weights)) if (!(k in d.weights)) throw new RangeError(`${where}: unknown loss weight '${k}' (known: ${Object.keys(d.weights).join(', ')})`);
   for (const [k, v] of Object.entries(weights)) num(v, `weights.${k}`, true);
   if (weights.t2i === 0 && weights.i2t === 0) throw new RangeError(`${where}: weights.t2i and weights.i2t are both 0: nothing to train`);
+  if (o.recAdversarial === true && (o.mode ?? d.mode) !== 'end-to-end') throw new RangeError(`${where}: recAdversarial needs mode end-to-end (two-stage mode trains no decoder)`);
   return {
     data: o.data, tokenizer: o.tokenizer, out: o.out,
     text: o.text ?? join(o.data, 'tokenizer'), shards: o.shards ?? join(o.out, 'tokens'),
@@ -304,7 +305,6 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   const recParams = [...rec.decoder.parameters(), ...rec.postQuantConv.parameters()]; // encoder and codebook stay frozen
   const recOpt = new AdamW(recParams, { lr: o.recLr, betas: [0.5, 0.9], weightDecay: 0, noDecay: isNotMatrix }); // taming's betas
   if (e2e) rec.train(); else rec.eval();
-  if (o.recAdversarial && !e2e) throw new RangeError(`${where}: recAdversarial needs mode end-to-end (two-stage mode trains no decoder)`);
   // The optional adversarial term: a fresh PatchGAN (nLayers 2 below 64 px: a 3-layer one would see 2×2 patches of a 32 px image).
   const disc = o.recAdversarial ? new NLayerDiscriminator({ inChannels: 3, ndf: 32, nLayers: r >= 64 ? 3 : 2 }, { generator: new Generator(o.seed + 3) }).train() : null;
   const discParams = disc === null ? [] : disc.parameters();
