@@ -2,18 +2,52 @@
 //
 // Ownership: a tensor owns a JS TypedArray (memory the GC accounts for), so nothing needs disposing.
 // Ops never mutate their inputs; only optimizers write parameters in place. Each op records a
-// GradNode {inputs, backward}; `backward()` walks the graph in reverse topological order, runs every
-// node's backward with grad recording off, accumulates gradients across uses, and then frees the graph.
+// GradNode {edges, backward}: edges lead to the inputs' producers, and the backward closure captures
+// only the values it needs, so intermediate tensors no backward uses are not kept by the graph.
+// `backward()` walks the nodes in reverse topological order, runs each with grad recording off,
+// accumulates gradients across uses, and releases each node as soon as it has run.
 
 import { allocStorage, bf16ArrayToF32, dtypeOfStorage, f32ArrayToBf16, isDType, type DType, type Storage, type StorageOf } from './dtype.js';
 import { assertShape, fmtShape, numel, sameShape, type Shape } from './shape.js';
 import { defaultGenerator, type Generator } from './random.js';
 
-export interface GradNode {
-  readonly name: string;
-  readonly inputs: readonly Tensor[];
-  /** Maps the gradient of the output to gradients of the inputs (null where none flows). */
-  readonly backward: (grad: Tensor) => ReadonlyArray<Tensor | null>;
+/**
+ * Where one input's gradient goes: the node that produced the input, the leaf tensor that collects it,
+ * or nowhere (a constant). Edges hold no input data: the graph keeps alive only what each backward
+ * captured (PyTorch's saved tensors), so an activation nobody's backward needs is freed as soon as the
+ * caller drops it, not when the step's backward ends.
+ */
+export interface GradEdge {
+  readonly shape: readonly number[];
+  readonly to: GradNode | Tensor | null;
+}
+
+/** Maps the gradient of an op's output to gradients of its inputs; wanted[j]: whether input j's is used. */
+export type BackwardFn = (grad: Tensor, wanted: readonly boolean[]) => ReadonlyArray<Tensor | null>;
+
+/** One recorded op. `released` once its backward has run (or the graph was freed): it then reads as absent. */
+export class GradNode {
+  private fn: BackwardFn | null;
+  private links: readonly GradEdge[];
+  /** Set while gradWrt prunes the graph: a cut node reads as absent, so ops skip gradients towards it. */
+  cut = false;
+  constructor(readonly name: string, edges: readonly GradEdge[], backward: BackwardFn) { this.fn = backward; this.links = edges; }
+  get edges(): readonly GradEdge[] { return this.links; }
+  get released(): boolean { return this.fn === null; }
+  /** Whether a gradient sent to this node is used now. */
+  get live(): boolean { return this.fn !== null && !this.cut; }
+  /** Runs the backward: one gradient (or null) per edge. */
+  run(grad: Tensor, wanted: readonly boolean[]): ReadonlyArray<Tensor | null> {
+    if (this.fn === null) throw new Error(`backward of '${this.name}' ran after its graph was freed`);
+    return this.fn(grad, wanted);
+  }
+  /** Drops the backward closure (and with it the tensors it saved) and the edges. */
+  release(): void { this.fn = null; this.links = []; }
+}
+
+/** Whether a gradient sent along `e` would be used. */
+export function edgeWanted(e: GradEdge): boolean {
+  return e.to === null ? false : e.to instanceof GradNode ? e.to.live : e.to.requiresGrad;
 }
 
 export class Tensor {
@@ -23,8 +57,10 @@ export class Tensor {
   /** Leaf tensors with requiresGrad get `.grad` filled by backward(). */
   requiresGrad: boolean;
   grad: Tensor | null = null;
-  /** The op that produced this tensor, while its graph is alive. */
-  node: GradNode | null = null;
+  private producer: GradNode | null = null;
+  /** The op that produced this tensor, while its graph is alive (null once released, or cut by gradWrt). */
+  get node(): GradNode | null { const n = this.producer; return n !== null && n.live ? n : null; }
+  set node(n: GradNode | null) { this.producer = n; }
   /** Optional name, used in error messages and state dicts. */
   name: string | undefined;
 
@@ -168,10 +204,35 @@ export function needsGrad(t: Tensor): boolean { return t.requiresGrad || t.node 
 /**
  * Attaches `backward` to `out` when recording is on and some input needs a gradient.
  * Every op calls this once, right after computing its forward, so forward and backward sit together.
+ * The node links to the inputs' producers (or leaves), not to the inputs: what backward needs of an
+ * input's values it captures itself.
  */
-export function recordOp(name: string, out: Tensor, inputs: readonly Tensor[], backward: GradNode['backward']): Tensor {
-  if (gradEnabled && inputs.some(needsGrad)) out.node = { name, inputs, backward };
+export function recordOp(name: string, out: Tensor, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
+  if (gradEnabled && inputs.some(needsGrad)) {
+    out.node = new GradNode(name, inputs.map((t) => ({ shape: t.shape, to: t.node ?? (t.requiresGrad ? t : null) })), backward);
+  }
   return out;
+}
+
+/** The graph's nodes below `root` in post-order (every node after all nodes it sends gradients to). */
+export function postOrder(root: GradNode, enter: (n: GradNode) => boolean = () => true): GradNode[] {
+  const order: GradNode[] = [];
+  const seen = new Set<GradNode>([root]);
+  const stack: Array<[GradNode, number]> = [[root, 0]];
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [n, i] = top;
+    const edges = enter(n) ? n.edges : [];
+    if (i < edges.length) {
+      top[1]++;
+      const to = edges[i]!.to;
+      if (to instanceof GradNode && to.live && !seen.has(to)) { seen.add(to); stack.push([to, 0]); }
+    } else {
+      stack.pop();
+      order.push(n);
+    }
+  }
+  return order;
 }
 
 function runBackward(root: Tensor, seed: Tensor | undefined, retainGraph: boolean): void {
@@ -182,49 +243,39 @@ function runBackward(root: Tensor, seed: Tensor | undefined, retainGraph: boolea
   } else if (!sameShape(seed.shape, root.shape)) {
     throw new RangeError(`backward(): seed gradient ${fmtShape(seed.shape)} does not match output ${fmtShape(root.shape)}`);
   }
+  const rootNode = root.node;
+  if (rootNode === null) { root.grad = root.grad === null ? seed : addSameShape(root.grad, seed); return; } // a leaf
 
-  // Reverse topological order by iterative DFS over nodes.
-  const order: Tensor[] = [];
-  const seen = new Set<Tensor>();
-  const stack: Array<[Tensor, number]> = [[root, 0]];
-  seen.add(root);
-  while (stack.length) {
-    const top = stack[stack.length - 1]!;
-    const [t, i] = top;
-    const inputs = t.node?.inputs ?? [];
-    if (i < inputs.length) {
-      top[1]++;
-      const child = inputs[i]!;
-      if (!seen.has(child) && needsGrad(child)) { seen.add(child); stack.push([child, 0]); }
-    } else {
-      stack.pop();
-      order.push(t);
-    }
-  }
-
-  const grads = new Map<Tensor, Tensor>([[root, seed]]);
+  const order = postOrder(rootNode);
+  const grads = new Map<GradNode | Tensor, Tensor>([[rootNode, seed]]);
+  const leaves: Tensor[] = [];
   noGrad(() => {
+    // Reverse post-order: a node runs once every consumer has sent its gradient. Each node is released
+    // right after it runs, so the tensors its backward saved can go while the rest of the graph runs.
     for (let k = order.length - 1; k >= 0; k--) {
-      const t = order[k]!;
-      const g = grads.get(t);
-      grads.delete(t);
-      if (g === undefined) continue;
-      if (t.node === null) { // leaf
-        if (t.requiresGrad) t.grad = t.grad === null ? g : addSameShape(t.grad, g);
-        continue;
+      const node = order[k]!;
+      const g = grads.get(node);
+      grads.delete(node);
+      if (g !== undefined && node.live) {
+        const edges = node.edges, wanted = edges.map(edgeWanted);
+        const inGrads = node.run(g, wanted);
+        edges.forEach((e, j) => {
+          const gi = inGrads[j];
+          if (gi === null || gi === undefined || !wanted[j]) return;
+          if (!sameShape(gi.shape, e.shape)) {
+            throw new Error(`backward of '${node.name}' returned grad ${fmtShape(gi.shape)} for input ${fmtShape(e.shape)}`);
+          }
+          const to = e.to!;
+          const prev = grads.get(to);
+          if (prev === undefined && !(to instanceof GradNode)) leaves.push(to);
+          grads.set(to, prev === undefined ? gi : addSameShape(prev, gi));
+        });
       }
-      const node = t.node;
-      const inGrads = node.backward(g);
-      node.inputs.forEach((inp, j) => {
-        const gi = inGrads[j];
-        if (gi === null || gi === undefined || !needsGrad(inp)) return;
-        if (!sameShape(gi.shape, inp.shape)) {
-          throw new Error(`backward of '${node.name}' returned grad ${fmtShape(gi.shape)} for input ${fmtShape(inp.shape)}`);
-        }
-        const prev = grads.get(inp);
-        grads.set(inp, prev === undefined ? gi : addSameShape(prev, gi));
-      });
-      if (!retainGraph) t.node = null;
+      if (!retainGraph) node.release();
+    }
+    for (const t of leaves) {
+      const g = grads.get(t)!;
+      t.grad = t.grad === null ? g : addSameShape(t.grad, g);
     }
   });
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
-  AdamW, EMA, Generator, add, clipGradNorm, gelu, matmul, mseLoss, parameter, randn, warmupCosine, zeros, type Tensor,
+  AdamW, EMA, Generator, add, clipGradNorm, gelu, matmul, mseLoss, parameter, permute, randn, slice, warmupCosine, zeros, type Tensor,
 } from '../../src/engine/index.js';
 
 // `npm test` cannot pass --expose-gc, so enable it at run time; the gc function is taken from a fresh context.
@@ -108,4 +108,35 @@ test('retainGraph keeps the graph reachable until the final backward', async () 
   assert.equal(loss.node, null);
   await collect();
   if (gc !== undefined) assert.equal(ref!.deref(), undefined, 'freed once the last backward ran');
+});
+
+test('the graph keeps only what backward needs: inputs of data-free backwards are collected before backward', async () => {
+  // add, permute, slice, reshape, linear's bias: their backward needs shapes only, so the tensors they
+  // consumed must not be kept by the graph (the transformer's qkv / head-split copies would otherwise
+  // double its activation memory). gelu's input and matmul's inputs are needed and must stay.
+  const g = new Generator(5);
+  const w = parameter(randn([I, H], { generator: g }), 'w'); // [I, H]
+  const b = parameter(zeros([H]), 'b');                       // [H]
+  let dropped: Array<WeakRef<Tensor>> = [], kept: Array<WeakRef<Tensor>> = [];
+  const loss = ((): Tensor => {
+    const x = randn([B, I], { generator: g });                 // [B, I]
+    const mm = matmul(x, w);                                   // [B, H]: only add consumes it
+    const biased = add(mm, b);                                 // [B, H]: gelu saves it
+    const act = gelu(biased);                                  // [B, H]
+    const moved = permute(act, [1, 0]);                        // [H, B]: only slice consumes it
+    const part = slice(moved, 0, 0, H / 2);                    // [H/2, B]
+    dropped = [new WeakRef(mm), new WeakRef(moved)];
+    kept = [new WeakRef(x), new WeakRef(biased)];
+    return mseLoss(part, zeros([H / 2, B]));                   // []
+  })();
+  await collect();
+  if (gc !== undefined) {
+    dropped.forEach((r, i) => assert.equal(r.deref(), undefined, `intermediate ${i} (no backward needs it) was collected`));
+    kept.forEach((r, i) => assert.notEqual(r.deref(), undefined, `saved tensor ${i} (a backward needs it) is alive`));
+  }
+  loss.backward();
+  assert.ok(w.grad !== null && b.grad !== null, 'gradients still reach the parameters');
+  let gsum = 0;
+  for (const v of b.grad!.data) gsum += Math.abs(v);
+  assert.ok(gsum > 0, 'the bias gradient is non-zero');
 });

@@ -187,16 +187,17 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   const d: AttentionDims = { bh: b * h, sq, sk, dh, dv, scale };
   const precision = getPrecision();
   const qd = q.data as FloatArray, kd = k.data as FloatArray, vd = v.data as FloatArray;
-  const r = kernel('attention')(qd, kd, vd, mask, d, precision);
-  const out = new Tensor(r.out, [b, h, sq, dv]); // [B, H, Sq, Dv]
+  const { out: o, probs } = kernel('attention')(qd, kd, vd, mask, d, precision);
+  const out = new Tensor(o, [b, h, sq, dv]); // [B, H, Sq, Dv]
+  const qShape = q.shape, kShape = k.shape, vShape = v.shape; // saved: q, k, v values and probs (not out)
 
-  return recordOp('attention', out, [q, k, v], (g) => { // g [B, H, Sq, Dv]
+  return recordOp('attention', out, [q, k, v], (g, wanted) => { // g [B, H, Sq, Dv]
     if (g.dtype !== 'f32' && g.dtype !== 'f64') throw new TypeError(`attention backward: expected a float gradient, got ${g.dtype}`);
-    const gr = kernel('attentionBackward')(qd, kd, vd, r.probs, g.data as FloatArray, d, precision);
+    const gr = kernel('attentionBackward')(qd, kd, vd, probs, g.data as FloatArray, d, precision);
     return [
-      needsGrad(q) ? new Tensor(gr.dq, q.shape) : null, // [B, H, Sq, Dh]
-      needsGrad(k) ? new Tensor(gr.dk, k.shape) : null, // [B, H, Sk, Dh]
-      needsGrad(v) ? new Tensor(gr.dv, v.shape) : null, // [B, H, Sk, Dv]
+      wanted[0] ? new Tensor(gr.dq, qShape) : null, // [B, H, Sq, Dh]
+      wanted[1] ? new Tensor(gr.dk, kShape) : null, // [B, H, Sk, Dh]
+      wanted[2] ? new Tensor(gr.dv, vShape) : null, // [B, H, Sk, Dv]
     ];
   });
 }

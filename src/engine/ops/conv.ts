@@ -275,7 +275,8 @@ export function upsampleNearest2x(x: Tensor): Tensor {
   const [n, h, w, c] = x.shape as [number, number, number, number];
   const d: Upsample2xDims = { n, h, w, c };
   const out = new Tensor(kernel('upsampleNearest2x')(x.data as FloatArray, d), [n, 2 * h, 2 * w, c]); // [N, 2H, 2W, C]
+  const xShape = x.shape; // backward needs no values of x
   return recordOp('upsampleNearest2x', out, [x], (g) => [ // g [N, 2H, 2W, C]
-    new Tensor(kernel('upsampleNearest2xBackward')(floatData(g, 'upsampleNearest2x backward'), d), x.shape), // [N, H, W, C]
+    new Tensor(kernel('upsampleNearest2xBackward')(floatData(g, 'upsampleNearest2x backward'), d), xShape), // [N, H, W, C]
   ]);
 }

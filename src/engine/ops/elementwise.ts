@@ -220,9 +220,10 @@ function binaryForward(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
 export function add(a: Operand, b: Operand): Tensor {
   const [x, y] = operands(a, b, 'add');
   const out = binaryForward('add', x, y);                                           // [...broadcast]
-  return recordOp('add', out, [x, y], (g) => [                                      // g [...broadcast]
-    needsGrad(x) ? sumToShape(g, x.shape) : null,                                   // [...x.shape]
-    needsGrad(y) ? sumToShape(g, y.shape) : null,                                   // [...y.shape]
+  const xShape = x.shape, yShape = y.shape; // backward needs no input values: the graph keeps none
+  return recordOp('add', out, [x, y], (g, wanted) => [                              // g [...broadcast]
+    wanted[0] ? sumToShape(g, xShape) : null,                                       // [...x.shape]
+    wanted[1] ? sumToShape(g, yShape) : null,                                       // [...y.shape]
   ]);
 }
 
@@ -230,9 +231,10 @@ export function add(a: Operand, b: Operand): Tensor {
 export function sub(a: Operand, b: Operand): Tensor {
   const [x, y] = operands(a, b, 'sub');
   const out = binaryForward('sub', x, y);                                           // [...broadcast]
-  return recordOp('sub', out, [x, y], (g) => [
-    needsGrad(x) ? sumToShape(g, x.shape) : null,                                   // [...x.shape]
-    needsGrad(y) ? sumToShape(neg(g), y.shape) : null,                              // [...y.shape]
+  const xShape = x.shape, yShape = y.shape; // backward needs no input values: the graph keeps none
+  return recordOp('sub', out, [x, y], (g, wanted) => [
+    wanted[0] ? sumToShape(g, xShape) : null,                                       // [...x.shape]
+    wanted[1] ? sumToShape(neg(g), yShape) : null,                                  // [...y.shape]
   ]);
 }
 

@@ -124,12 +124,12 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
   checkEps(op, eps);
   const rows = x.size / cols;
   const xd = x.data as FloatArray, gd = gamma === null ? null : gamma.data as FloatArray;
-  const st = kernel('layerNorm')(xd, gd, beta === null ? null : beta.data as FloatArray, rows, cols, eps);
-  const out = new Tensor(st.y, x.shape); // [..., C]
+  const { y, mean, rstd } = kernel('layerNorm')(xd, gd, beta === null ? null : beta.data as FloatArray, rows, cols, eps);
+  const out = new Tensor(y, x.shape); // [..., C]
 
   const inputs = [x, ...(gamma === null ? [] : [gamma]), ...(beta === null ? [] : [beta])];
-  return recordOp('layerNorm', out, inputs, (g) => { // g [..., C]
-    const r = kernel('layerNormBackward')(xd, gd, st.mean, st.rstd, g.data as FloatArray, rows, cols, beta !== null && needsGrad(beta));
+  return recordOp('layerNorm', out, inputs, (g) => { // g [..., C]; saved: x, mean, rstd (not y)
+    const r = kernel('layerNormBackward')(xd, gd, mean, rstd, g.data as FloatArray, rows, cols, beta !== null && needsGrad(beta));
     return affineGrads(x, gamma, beta, r);
   });
 }
@@ -150,12 +150,12 @@ export function groupNorm(x: Tensor, groups: number, gamma: Tensor | null, beta:
   checkAffine(op, x, beta, 'beta', c);
   checkEps(op, eps);
   const xd = x.data as FloatArray, gd = gamma === null ? null : gamma.data as FloatArray;
-  const st = kernel('groupNorm')(xd, gd, beta === null ? null : beta.data as FloatArray, n, p, c, groups, eps);
-  const out = new Tensor(st.y, x.shape); // [N, ..., C]
+  const { y, mean, rstd } = kernel('groupNorm')(xd, gd, beta === null ? null : beta.data as FloatArray, n, p, c, groups, eps);
+  const out = new Tensor(y, x.shape); // [N, ..., C]
 
   const inputs = [x, ...(gamma === null ? [] : [gamma]), ...(beta === null ? [] : [beta])];
-  return recordOp('groupNorm', out, inputs, (g) => { // g [N, ..., C]
-    const r = kernel('groupNormBackward')(xd, gd, st.mean, st.rstd, g.data as FloatArray, n, p, c, groups, beta !== null && needsGrad(beta));
+  return recordOp('groupNorm', out, inputs, (g) => { // g [N, ..., C]; saved: x, mean, rstd (not y)
+    const r = kernel('groupNormBackward')(xd, gd, mean, rstd, g.data as FloatArray, n, p, c, groups, beta !== null && needsGrad(beta));
     return affineGrads(x, gamma, beta, r);
   });
 }

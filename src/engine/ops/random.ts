@@ -81,9 +81,10 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor
   for (let i = 0; i < keep.length; i++) keep[i] = gen.uniform() >= p ? 1 : 0;
   const scale = 1 / (1 - p);
   const out = new Tensor(kernel('dropout')(x.data as FloatArray, keep, scale), x.shape); // [...]
+  const xShape = x.shape; // backward needs the mask, not x
 
   return recordOp('dropout', out, [x], (g) => { // g [...]
-    return [new Tensor(kernel('dropout')(g.data as FloatArray, keep, scale), x.shape)]; // same mask, same scale
+    return [new Tensor(kernel('dropout')(g.data as FloatArray, keep, scale), xShape)]; // same mask, same scale
   });
 }
 

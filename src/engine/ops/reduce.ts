@@ -104,7 +104,8 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
   const ax = resolveAxes(x, axes, 'sum');
   const { keep, out: outShape } = reducedShapes(x.shape, ax, keepDims);
   const out = new Tensor(kernel('reduceSum')(xd, x.shape, ax), outShape);            // [...outShape]
-  return recordOp('sum', out, [x], (g) => [expand(reshape(g, keep), x.shape)]);      // g [...outShape] → [...x.shape]
+  const xShape = x.shape; // backward needs no values of x
+  return recordOp('sum', out, [x], (g) => [expand(reshape(g, keep), xShape)]);       // g [...outShape] → [...x.shape]
 }
 
 /** Arithmetic mean over `axes` (same axis rules as sum). */
@@ -112,11 +113,12 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
   const xd = floatData(x, 'mean');
   const ax = resolveAxes(x, axes, 'mean');
   const { keep, out: outShape } = reducedShapes(x.shape, ax, keepDims);
-  const count = ax.reduce((n, a) => n * x.shape[a]!, 1);
-  const data = kernel('reduceSum')(xd, x.shape, ax);
+  const xShape = x.shape; // no closure may name x: backward needs none of its values
+  const count = ax.reduce((n, a) => n * xShape[a]!, 1);
+  const data = kernel('reduceSum')(xd, xShape, ax);
   for (let i = 0; i < data.length; i++) data[i] = data[i]! / count;                // our fresh array: scale in place
   const out = new Tensor(data, outShape);                                             // [...outShape]
-  return recordOp('mean', out, [x], (g) => [mul(expand(reshape(g, keep), x.shape), 1 / count)]); // [...x.shape]
+  return recordOp('mean', out, [x], (g) => [mul(expand(reshape(g, keep), xShape), 1 / count)]); // [...x.shape]
 }
 
 /** [O, S, I] view of x around `axis` (undefined: the whole tensor flattened). */

@@ -144,10 +144,11 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   if (!Array.isArray(dims as unknown) || dims.length !== x.rank) {
     throw new RangeError(`permute: dims must list all ${x.rank} axes of ${fmtShape(x.shape)}, got [${String(dims)}]`);
   }
-  const p = dims.map((d) => normAxis(d, x.rank));
+  const rank = x.rank;
+  const p = dims.map((d) => normAxis(d, rank));
   if (new Set(p).size !== p.length) throw new RangeError(`permute: dims [${dims.join(', ')}] repeat an axis`);
-  const xs = stridesOf(x.shape);
-  const outShape = p.map((d) => x.shape[d]!);                                       // [x.shape[p0], ...]
+  const xShape = x.shape, xs = stridesOf(xShape); // no closure may name x: backward needs none of its values
+  const outShape = p.map((d) => xShape[d]!);                                        // [x.shape[p0], ...]
   const out = new Tensor(kernel('stridedCopy')(x.data, 0, p.map((d) => xs[d]!), outShape), outShape);
   const inv = new Array<number>(p.length);
   p.forEach((d, k) => { inv[d] = k; });
@@ -181,8 +182,9 @@ export function slice(x: Tensor, axis: number, start = 0, end?: number, step = 1
   const strides = xs.map((st, i) => (i === a ? st * step : st));
   const offset = s * xs[a]!;
   const out = new Tensor(kernel('stridedCopy')(x.data, offset, strides, outShape), outShape);
+  const xShape = x.shape, xSize = x.size; // backward needs no values of x
   return recordOp('slice', out, [x], (g) => [                                         // g [...outShape]
-    new Tensor(kernel('stridedScatter')(g.data, outShape, x.size, offset, strides, 0), x.shape), // [...x.shape], zeros elsewhere
+    new Tensor(kernel('stridedScatter')(g.data, outShape, xSize, offset, strides, 0), xShape), // [...x.shape], zeros elsewhere
   ]);
 }
 
@@ -191,17 +193,17 @@ export function expand(x: Tensor, shape: Shape): Tensor {
   if (!Array.isArray(shape as unknown) || shape.length < x.rank) {
     throw new RangeError(`expand: cannot expand ${fmtShape(x.shape)} to ${Array.isArray(shape as unknown) ? fmtShape(shape) : String(shape)}`);
   }
-  const lead = shape.length - x.rank;
-  const target = shape.map((d, i) => (d === -1 && i >= lead ? x.shape[i - lead]! : d));
+  const xShape = x.shape, lead = shape.length - x.rank; // no closure may name x: backward needs none of its values
+  const target = shape.map((d, i) => (d === -1 && i >= lead ? xShape[i - lead]! : d));
   target.forEach((d, i) => {
-    const xd = i < lead ? 1 : x.shape[i - lead]!;
+    const xd = i < lead ? 1 : xShape[i - lead]!;
     if (!Number.isInteger(d) || d < 0 || (xd !== 1 && xd !== d)) {
-      throw new RangeError(`expand: cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
+      throw new RangeError(`expand: cannot expand ${fmtShape(xShape)} to ${fmtShape(shape)}`);
     }
   });
-  if (sameShape(target, x.shape)) return x;
-  const out = new Tensor(kernel('stridedCopy')(x.data, 0, broadcastStrides(x.shape, target), target), target); // [...target]
-  return recordOp('expand', out, [x], (g) => [sumToShape(g, x.shape)]);            // g [...target] → [...x.shape]
+  if (sameShape(target, xShape)) return x;
+  const out = new Tensor(kernel('stridedCopy')(x.data, 0, broadcastStrides(xShape, target), target), target); // [...target]
+  return recordOp('expand', out, [x], (g) => [sumToShape(g, xShape)]);             // g [...target] → [...x.shape]
 }
 
 /** Joins tensors of equal dtype and rank along `axis`; all other dims must match. */
@@ -219,11 +221,11 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   const sizes = xs.map((t) => t.shape[a]!);
   const outShape = first.shape.map((d, i) => (i === a ? sizes.reduce((p, q) => p + q, 0) : d)); // [..., Σ sizes, ...]
   const out = new Tensor(kernel('concat')(xs.map((t) => t.data), outer, sizes.map((s) => s * inner)), outShape);
-  return recordOp('concat', out, xs, (g) => {                                          // g [...outShape]
+  return recordOp('concat', out, xs, (g, wanted) => {                                  // g [...outShape]
     let at = 0;
-    return xs.map((t, i) => {
-      const from = at; at += sizes[i]!;
-      return needsGrad(t) ? slice(g, a, from, at) : null;                               // [...t.shape]
+    return sizes.map((size, i) => {
+      const from = at; at += size;
+      return wanted[i] ? slice(g, a, from, at) : null;                                  // [...xs[i].shape]
     });
   });
 }
@@ -266,7 +268,8 @@ export function pad(x: Tensor, pads: ReadonlyArray<readonly [number, number]>, v
   const offset = before.reduce((acc, b, k) => acc + b * os[k]!, 0);
   const fill = x.dtype === 'bf16' ? f32ToBf16Bits(value) : value;
   const out = new Tensor(kernel('stridedScatter')(x.data, x.shape, numel(outShape), offset, os, fill), outShape);
+  const xShape = x.shape; // backward needs no values of x
   return recordOp('pad', out, [x], (g) => [                                             // g [...outShape]
-    new Tensor(kernel('stridedCopy')(g.data, offset, os, x.shape), x.shape),            // [...x.shape], the interior
+    new Tensor(kernel('stridedCopy')(g.data, offset, os, xShape), xShape),              // [...x.shape], the interior
   ]);
 }

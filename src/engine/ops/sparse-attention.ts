@@ -255,16 +255,17 @@ export function sparseAttention(q: Tensor, k: Tensor, v: Tensor, pattern: CsrPat
   const precision = getPrecision();
   const qd = q.data as FloatArray, kd = k.data as FloatArray, vd = v.data as FloatArray;
   const { rowPtr, cols } = pattern;
-  const r = kernel('sparseAttention')(qd, kd, vd, rowPtr, cols, keyValid, d, precision);
-  const out = new Tensor(r.out, [b, h, s, dv]); // [B, H, S, Dv]
+  const { out: o, probs } = kernel('sparseAttention')(qd, kd, vd, rowPtr, cols, keyValid, d, precision);
+  const out = new Tensor(o, [b, h, s, dv]); // [B, H, S, Dv]
+  const qShape = q.shape, kShape = k.shape, vShape = v.shape; // saved: q, k, v values and probs (not out)
 
-  return recordOp('sparseAttention', out, [q, k, v], (g) => { // g [B, H, S, Dv]
+  return recordOp('sparseAttention', out, [q, k, v], (g, wanted) => { // g [B, H, S, Dv]
     if (g.dtype !== 'f32' && g.dtype !== 'f64') throw new TypeError(`sparseAttention backward: expected a float gradient, got ${g.dtype}`);
-    const gr = kernel('sparseAttentionBackward')(qd, kd, vd, rowPtr, cols, r.probs, g.data as FloatArray, d, precision);
+    const gr = kernel('sparseAttentionBackward')(qd, kd, vd, rowPtr, cols, probs, g.data as FloatArray, d, precision);
     return [
-      needsGrad(q) ? new Tensor(gr.dq, q.shape) : null, // [B, H, S, Dh]
-      needsGrad(k) ? new Tensor(gr.dk, k.shape) : null, // [B, H, S, Dh]
-      needsGrad(v) ? new Tensor(gr.dv, v.shape) : null, // [B, H, S, Dv]
+      wanted[0] ? new Tensor(gr.dq, qShape) : null, // [B, H, S, Dh]
+      wanted[1] ? new Tensor(gr.dk, kShape) : null, // [B, H, S, Dh]
+      wanted[2] ? new Tensor(gr.dv, vShape) : null, // [B, H, S, Dv]
     ];
   });
 }

@@ -14,7 +14,7 @@
 import { abs, add, exp, log, mul, neg, relu, sub } from '../../engine/ops/elementwise.js';
 import { mean } from '../../engine/ops/reduce.js';
 import { fmtShape } from '../../engine/shape.js';
-import { Tensor, full, needsGrad, noGrad } from '../../engine/tensor.js';
+import { GradNode, Tensor, edgeWanted, full, needsGrad, noGrad, postOrder } from '../../engine/tensor.js';
 
 // ---------------------------------------------------------------- discriminator / generator losses
 
@@ -58,61 +58,52 @@ export function adoptWeight(step: number, threshold: number, weight = 1, value =
 export function gradWrt(loss: Tensor, target: Tensor): Tensor {
   if (!(loss instanceof Tensor) || !(target instanceof Tensor)) throw new TypeError('gradWrt: loss and target must be Tensors');
   if (loss.size !== 1) throw new RangeError(`gradWrt: loss must have one element, got ${fmtShape(loss.shape)}`);
-  if (!needsGrad(loss)) throw new Error('gradWrt: the loss has no graph (computed under noGrad, from constants, or already backpropagated)');
+  const root = loss.node;
+  if (root === null) throw new Error('gradWrt: the loss has no graph (computed under noGrad, from constants, or already backpropagated)');
   if (!needsGrad(target)) throw new Error(`gradWrt: the target ${target.toString()} does not require grad`);
+  const goal: GradNode | Tensor = target.node ?? target;
 
-  // Post-order DFS; `reaches` marks tensors on some path to target. Target's own inputs are not entered.
-  const order: Tensor[] = [];
-  const reaches = new Set<Tensor>();
-  const seen = new Set<Tensor>([loss]);
-  const stack: Array<[Tensor, number]> = [[loss, 0]];
-  while (stack.length) {
-    const top = stack[stack.length - 1]!;
-    const [t, i] = top;
-    const inputs = t === target ? [] : t.node?.inputs ?? [];
-    if (i < inputs.length) {
-      top[1]++;
-      const child = inputs[i]!;
-      if (!seen.has(child) && needsGrad(child)) { seen.add(child); stack.push([child, 0]); }
-    } else {
-      stack.pop();
-      order.push(t);
-      if (t === target || inputs.some((x) => reaches.has(x))) reaches.add(t);
+  // Post-order over nodes (target's own inputs are not entered); `reaches`: on some path to target.
+  const order = postOrder(root, (n) => n !== goal);
+  const reaches = new Set<GradNode | Tensor>([goal]);
+  const leaves = new Set<Tensor>();
+  for (const n of order) {
+    if (n === goal) continue;
+    for (const e of n.edges) {
+      if (e.to instanceof Tensor) leaves.add(e.to);
+      if (e.to !== null && reaches.has(e.to)) reaches.add(n);
     }
   }
-  if (!reaches.has(loss)) throw new Error(`gradWrt: the loss does not depend on the target ${target.toString()}`);
+  if (!reaches.has(root)) throw new Error(`gradWrt: the loss does not depend on the target ${target.toString()}`);
 
-  const cutLeaves: Tensor[] = [];
-  const cutNodes: Array<[Tensor, NonNullable<Tensor['node']>]> = [];
-  for (const t of order) {
-    if (reaches.has(t)) continue;
-    if (t.node !== null) { cutNodes.push([t, t.node]); t.node = null; }
-    if (t.requiresGrad) { cutLeaves.push(t); t.requiresGrad = false; }
-  }
+  const cutNodes = order.filter((n) => !reaches.has(n));
+  const cutLeaves = [...leaves].filter((t) => t !== goal && t.requiresGrad);
+  for (const n of cutNodes) n.cut = true;
+  for (const t of cutLeaves) t.requiresGrad = false;
   try {
-    const grads = new Map<Tensor, Tensor>([[loss, full(loss.shape, 1, loss.dtype)]]);
+    const grads = new Map<GradNode | Tensor, Tensor>([[root, full(loss.shape, 1, loss.dtype)]]);
     return noGrad(() => {
       for (let k = order.length - 1; k >= 0; k--) {
-        const t = order[k]!;
-        if (t === target) break; // post-order: every consumer of target comes later in `order`
-        const g = grads.get(t);
-        if (g === undefined || t.node === null) continue;
-        grads.delete(t);
-        const node = t.node;
-        const inGrads = node.backward(g);
-        node.inputs.forEach((inp, j) => {
+        const n = order[k]!;
+        if (n === goal) break; // post-order: every consumer of target comes later in `order`
+        const g = grads.get(n);
+        if (g === undefined || !n.live) continue;
+        grads.delete(n);
+        const edges = n.edges, wanted = edges.map(edgeWanted);
+        const inGrads = n.run(g, wanted);
+        edges.forEach((e, j) => {
           const gi = inGrads[j];
-          if (gi === null || gi === undefined || !reaches.has(inp)) return;
-          const prev = grads.get(inp);
-          grads.set(inp, prev === undefined ? gi : accumulate(prev, gi));
+          if (gi === null || gi === undefined || e.to === null || !wanted[j] || !reaches.has(e.to)) return;
+          const prev = grads.get(e.to);
+          grads.set(e.to, prev === undefined ? gi : accumulate(prev, gi));
         });
       }
-      const gt = grads.get(target);
+      const gt = grads.get(goal);
       if (gt === undefined) throw new Error('gradWrt: no gradient reached the target');
       return gt;
     });
   } finally {
-    for (const [t, n] of cutNodes) t.node = n;
+    for (const n of cutNodes) n.cut = false;
     for (const t of cutLeaves) t.requiresGrad = true;
   }
 }
