@@ -11,8 +11,8 @@ struct MatmulShape {
   bool trans_a, trans_b;
   int64_t stride_a, stride_b;
 };
-/** Runs it through the cached oneDNN primitive; a and b are bf16 bits when bf16, else f32. */
-void matmul_exec(const void* a, const void* b, float* c, const MatmulShape& s, bool bf16);
+/** Runs it through the cached oneDNN primitive; a and b are bf16 bits when bf16, else f32. bias: f32 [n] added to every row, or null. */
+void matmul_exec(const void* a, const void* b, float* c, const MatmulShape& s, bool bf16, const float* bias = nullptr);
 /** Softmax (or log-softmax) of [rows, cols] over the last axis, and its backward from y and g. */
 void softmax_exec(const float* x, float* y, int64_t rows, int64_t cols, bool log);
 void softmax_backward_exec(const float* y, const float* g, float* dx, int64_t rows, int64_t cols, bool log);

@@ -25,6 +25,15 @@ inline dnnl::matmul::primitive_desc matmul_pd(const md& src, const md& wei, cons
 #endif
 }
 
+/** The same with a bias operand (broadcast over the rows of dst). */
+inline dnnl::matmul::primitive_desc matmul_pd(const md& src, const md& wei, const md& bias, const md& dst) {
+#if DNNL_VERSION_MAJOR >= 3
+  return dnnl::matmul::primitive_desc(engine(), src, wei, bias, dst, default_attr());
+#else
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, bias, dst), default_attr(), engine());
+#endif
+}
+
 /** Convolution geometry shared by the three conv primitives. */
 struct ConvGeom { dims strides, pad_l, pad_r; };
 

@@ -5,7 +5,7 @@
 import { conv2d, type Conv2dPadding } from '../engine/ops/conv.js';
 import { embedding } from '../engine/ops/embedding.js';
 import { add } from '../engine/ops/elementwise.js';
-import { matmul } from '../engine/ops/matmul.js';
+import { linear } from '../engine/ops/matmul.js';
 import { groupNorm, layerNorm } from '../engine/ops/norm.js';
 import { dropout } from '../engine/ops/random.js';
 import { defaultGenerator, type Generator } from '../engine/random.js';
@@ -31,10 +31,7 @@ export class Linear extends Module {
     this.weight = this.addParameter('weight', uniformFanIn([outFeatures, inFeatures], inFeatures, g));
     this.bias = (opts.bias ?? true) ? this.addParameter('bias', uniformFanIn([outFeatures], inFeatures, g)) : null;
   }
-  forward(x: Tensor): Tensor { // x [..., in]
-    const y = matmul(x, this.weight, { transB: true }); // [..., out]
-    return this.bias ? add(y, this.bias) : y;
-  }
+  forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); } // x [..., in] → [..., out]
 }
 
 /** 2-D convolution on NHWC activations with an OIHW weight [out, in, k, k] (PyTorch layout). */

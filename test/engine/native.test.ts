@@ -79,6 +79,19 @@ test('native matmul f32: every transpose/broadcast combination matches the refer
   }
 });
 
+test('matmul with a bias: the reference adds it to every row; native matches the reference (f32, bf16)', { skip }, () => {
+  const g = new Generator(3);
+  for (const { d, la, lb } of mmCases()) {
+    const a = randArr(g, la), b = randArr(g, lb), bias = randArr(g, d.n);
+    const plain = ref('matmul')(a, b, d, 'fp32'), withBias = ref('matmul')(a, b, d, 'fp32', bias);
+    withBias.forEach((v, i) => assert.ok(Math.abs(v - (plain[i]! + bias[i % d.n]!)) <= 1e-5 * (1 + Math.abs(v)), `reference bias at ${i}`));
+    near(nat('matmul')(a, b, d, 'fp32', bias), withBias, 1e-5, `matmul + bias ${JSON.stringify(d)}`);
+    near(nat('matmul')(a, b, d, 'bf16', bias), ref('matmul')(a, b, d, 'bf16', bias), 1e-4, `bf16 matmul + bias ${JSON.stringify(d)}`);
+  }
+  const d1: MatmulDims = { batch: 1, m: 2, k: 2, n: 3, transA: false, transB: false, strideA: 0, strideB: 0 };
+  assert.throws(() => nat('matmul')(new Float32Array(4), new Float32Array(6), d1, 'fp32', new Float32Array(2)), /bias must be a float array of n = 3/);
+});
+
 test('native matmul bf16: f32 inputs rounded, bf16 storage and mixed inputs', { skip }, () => {
   const g = new Generator(2);
   for (const { d, la, lb } of mmCases()) {
@@ -341,10 +354,12 @@ test('native addon re-checks its arguments itself and never crashes', { skip }, 
   const a = addon!;
   const f4 = new Float32Array(4);
   assert.throws(() => (a.matmul as (...args: unknown[]) => unknown)(f4, f4, 1, 2, 2, 2, false, false, 0, 0), TypeError); // missing argument
-  assert.throws(() => a.matmul(f4, new Float64Array(4) as unknown as Float32Array, 1, 2, 2, 2, false, false, 0, 0, false), TypeError);
-  assert.throws(() => a.matmul(f4, f4, 1, 3, 2, 2, false, false, 0, 0, false), RangeError);
-  assert.throws(() => a.matmul(f4, f4, 1, -2, 2, 2, false, false, 0, 0, false), RangeError);
-  assert.throws(() => a.matmul(f4, f4, 1, 2 ** 30, 2 ** 30, 2, false, false, 0, 0, false), RangeError);
+  assert.throws(() => a.matmul(f4, new Float64Array(4) as unknown as Float32Array, 1, 2, 2, 2, false, false, 0, 0, false, null), TypeError);
+  assert.throws(() => a.matmul(f4, f4, 1, 3, 2, 2, false, false, 0, 0, false, null), RangeError);
+  assert.throws(() => a.matmul(f4, f4, 1, -2, 2, 2, false, false, 0, 0, false, null), RangeError);
+  assert.throws(() => a.matmul(f4, f4, 1, 2 ** 30, 2 ** 30, 2, false, false, 0, 0, false, null), RangeError);
+  assert.throws(() => a.matmul(f4, f4, 1, 2, 2, 2, false, false, 0, 0, false, new Float32Array(1)), RangeError); // bias shorter than n
+  assert.throws(() => a.matmul(f4, f4, 1, 2, 2, 2, false, false, 0, 0, false, new Uint16Array(2) as unknown as Float32Array), TypeError);
   assert.throws(() => a.conv2d(f4, f4, null, [1, 2], false), RangeError);
   assert.throws(() => a.conv2d(f4, f4, null, [1, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 3, 2], false), RangeError);
   assert.throws(() => a.layerNorm(f4, null, null, 2, 2, NaN), RangeError);

@@ -171,13 +171,17 @@ function checkAttentionDims(k: string, d: unknown): AttentionDims {
 
 /** Registers every kernel the addon accelerates as a native override. */
 export function registerNativeKernels(addon: NativeAddon): void {
-  defineNativeKernel('matmul', (a, b, d, precision) => {
+  defineNativeKernel('matmul', (a, b, d, precision, bias = null) => {
     const { batch, m, k, n, transA, transB, strideA, strideB } = checkMatmulDims(d);
     const bf16 = checkPrecision('matmul', precision);
     const A = checkMatmulInput('a', a, spanOf(batch, m, k, strideA));
     const B = checkMatmulInput('b', b, spanOf(batch, k, n, strideB));
-    if (anyF64(A, B) || batch * m * n * k === 0) return ref('matmul')(A, B, d, precision);
-    return addon.matmul(A as Float32Array | Uint16Array, B as Float32Array | Uint16Array, batch, m, k, n, transA, transB, strideA, strideB, bf16);
+    if (bias !== null && (!(bias instanceof Float32Array || bias instanceof Float64Array) || bias.length !== n)) {
+      throw new RangeError(`matmul: bias must be a float array of n = ${n} elements`);
+    }
+    if (anyF64(A, B) || bias instanceof Float64Array || batch * m * n * k === 0) return ref('matmul')(A, B, d, precision, bias);
+    return addon.matmul(A as Float32Array | Uint16Array, B as Float32Array | Uint16Array, batch, m, k, n, transA, transB, strideA, strideB, bf16,
+      bias as Float32Array | null);
   });
 
   defineNativeKernel('conv2d', (x, w, bias, d, precision) => {

@@ -44,8 +44,9 @@ export interface NativeAddon {
   /** The output pool: `enabled` for this thread's outputs, `maxCachedBytes` (process-wide) caps released blocks kept warm. */
   configurePool(options: { enabled?: boolean; maxCachedBytes?: number }): void;
   poolStats(): NativePoolStats;
+  /** bias: f32 [n] added to every output row, or null. */
   matmul(a: F32 | Uint16Array, b: F32 | Uint16Array, batch: number, m: number, k: number, n: number,
-    transA: boolean, transB: boolean, strideA: number, strideB: number, bf16: boolean): F32;
+    transA: boolean, transB: boolean, strideA: number, strideB: number, bf16: boolean, bias: F32 | null): F32;
   conv2d(x: F32 | U16, w: F32 | U16, bias: F32 | null, dims: number[], bf16: boolean): F32;
   conv2dBackwardData(g: F32 | U16, w: F32 | U16, dims: number[], bf16: boolean): F32;
   conv2dBackwardWeights(x: F32 | U16, g: F32 | U16, dims: number[], withBias: boolean, bf16: boolean): { dw: F32; dbias: F32 | null };

@@ -13,3 +13,5 @@ export * from './random.js';
 export * from './quantize.js';
 export * from './attention.js';
 export * from './sparse-attention.js';
+export * from './multihead.js';
+export * from './mlp.js';

@@ -20,8 +20,8 @@ export type MatmulInput = Float32Array | Float64Array | Uint16Array;
 
 declare module '../kernels.js' {
   interface KernelMap {
-    /** out[b] (M×N) = op(a[b]) · op(b[b]); op = transpose when trans*. f32 out (f64 when inputs are f64). */
-    matmul(a: MatmulInput, b: MatmulInput, d: MatmulDims, precision: Precision): FloatArray;
+    /** out[b] (M×N) = op(a[b]) · op(b[b]) (+ bias [N] on every row); op = transpose when trans*. f32 out (f64 when inputs are f64). */
+    matmul(a: MatmulInput, b: MatmulInput, d: MatmulDims, precision: Precision, bias?: FloatArray | null): FloatArray;
   }
 }
 
@@ -30,7 +30,7 @@ function toFloat(x: MatmulInput, precision: Precision): FloatArray {
   return precision === 'bf16' ? roundToBf16(x) : x;
 }
 
-defineKernel('matmul', (a, b, d, precision) => {
+defineKernel('matmul', (a, b, d, precision, bias = null) => {
   const A = toFloat(a, precision); // [B, M, K] or [B, K, M]
   const Bm = toFloat(b, precision); // [B, K, N] or [B, N, K]
   const { batch, m, k, n, transA, transB, strideA, strideB } = d;
@@ -46,7 +46,7 @@ defineKernel('matmul', (a, b, d, precision) => {
         if (transB) for (let j = 0; j < n; j++) acc[j] += av * Bm[ob + j * k + p]!;
         else { const row = ob + p * n; for (let j = 0; j < n; j++) acc[j] += av * Bm[row + j]!; }
       }
-      for (let j = 0; j < n; j++) out[oo + i * n + j] = acc[j]!;
+      for (let j = 0; j < n; j++) out[oo + i * n + j] = bias === null ? acc[j]! : acc[j]! + bias[j]!;
     }
   }
   return out;
@@ -110,4 +110,39 @@ function batchShape(a: Tensor, b: Tensor): number[] {
     throw new RangeError(`matmul: batch dims ${fmtShape(la)} and ${fmtShape(lb)} differ (expand one side first)`);
   }
   return la;
+}
+
+/**
+ * x [..., K] · weightᵀ + bias → [..., N] with weight [N, K] and bias [N] or null (PyTorch's F.linear).
+ * One op rather than add(matmul(·), bias): the bias is added inside the matmul kernel (oneDNN's bias
+ * operand), so there is no bias-free [..., N] product at all, and the graph saves x and weight only.
+ */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+  const where = `linear(x ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}${bias === null ? '' : `, bias ${fmtShape(bias.shape)}`})`;
+  if (x.dtype === 'i32' || weight.dtype === 'i32') throw new TypeError(`${where}: integer tensors are not supported`);
+  if (x.dtype !== weight.dtype || (bias !== null && bias.dtype !== x.dtype)) throw new TypeError(`${where}: x, weight and bias must share a dtype`);
+  if (x.dtype === 'bf16') throw new TypeError(`${where}: x must be f32 or f64 (bf16 storage is for weights read by matmul)`);
+  if (x.rank < 1 || weight.rank !== 2) throw new RangeError(`${where}: needs x [..., K] and weight [N, K]`);
+  const [n, k] = weight.shape as [number, number];
+  if (x.shape[x.rank - 1] !== k) throw new RangeError(`${where}: x's last dim must be K = ${k}`);
+  if (bias !== null && (bias.rank !== 1 || bias.shape[0] !== n)) throw new RangeError(`${where}: bias must be [N] = [${n}]`);
+  const rows = x.size / k;
+  const dims: MatmulDims = { batch: 1, m: rows, k, n, transA: false, transB: true, strideA: 0, strideB: 0 };
+  const y = kernel('matmul')(x.data as MatmulInput, weight.data as MatmulInput, dims, getPrecision(), bias === null ? null : bias.data as FloatArray); // [R, N]
+  const xShape = x.shape, outShape = [...xShape.slice(0, -1), n];
+  const out = new Tensor(y, outShape); // [..., N]
+
+  return recordOp('linear', out, bias === null ? [x, weight] : [x, weight, bias], (g, wanted) => { // g [..., N]
+    const g2 = new Tensor(g.data, [rows, n]);                                                     // [R, N]
+    const gx = wanted[0] ? new Tensor(matmul(g2, weight).data, xShape) : null;                    // [..., K] = g·W
+    const gw = wanted[1] ? matmul(g2, new Tensor(x.data, [rows, k]), { transA: true }) : null;    // [N, K] = gᵀ·x
+    let gb: Tensor | null = null;                                                                  // [N] = Σ_rows g
+    if (bias !== null && wanted[2]) {
+      const gd = g.data as FloatArray, acc = new Float64Array(n), s = allocLike(gd, n); // summed in f64
+      for (let r = 0, o = 0; r < rows; r++, o += n) for (let j = 0; j < n; j++) acc[j] += gd[o + j]!;
+      s.set(acc);
+      gb = new Tensor(s, [n]);
+    }
+    return bias === null ? [gx, gw] : [gx, gw, gb];
+  });
 }

@@ -8,13 +8,18 @@
 // and memory O(nnz)); a 'dense' layer (attention mode 'dense') runs the fused scaledDotProductAttention
 // with the pattern as an [S, S] mask (the plain dense baseline). Padding keys are masked in both
 // (keyValid / the mask's batch rows). Attention probabilities get no dropout: neither kernel takes it.
+//
+// Memory: the layer is built from fused ops so its graph saves little beyond what backward needs —
+// linear (bias inside the matmul), packedSelfAttention (one head-first copy of q, k, v; no split or
+// merge tensors), geluMlp (saves the pre-activation only, recomputes gelu in backward).
 
 import { add } from '../../engine/ops/elementwise.js';
-import { gelu } from '../../engine/ops/elementwise.js';
-import { matmul } from '../../engine/ops/matmul.js';
+import { geluMlp } from '../../engine/ops/mlp.js';
+import { linear } from '../../engine/ops/matmul.js';
 import { scaledDotProductAttention } from '../../engine/ops/attention.js';
 import { sparseAttention, sparseAttentionRows } from '../../engine/ops/sparse-attention.js';
-import { permute, reshape, split } from '../../engine/ops/shape.js';
+import { permute, reshape } from '../../engine/ops/shape.js';
+import { packedSelfAttention } from '../../engine/ops/multihead.js';
 import type { Generator } from '../../engine/random.js';
 import { allocLike, type FloatArray } from '../../engine/dtype.js';
 import { Tensor, randn, zeros } from '../../engine/tensor.js';
@@ -37,7 +42,7 @@ export class Projection extends Module {
     this.weight = this.addParameter('weight', initWeight([outFeatures, inFeatures], std, g));
     this.bias = this.addParameter('bias', zeros([outFeatures]));
   }
-  forward(x: Tensor): Tensor { return add(matmul(x, this.weight, { transB: true }), this.bias); } // [..., in] → [..., out]
+  forward(x: Tensor): Tensor { return linear(x, this.weight, this.bias); } // [..., in] → [..., out]
 }
 
 /** What one layer's attention needs for one batch: its kind, pattern, and the padding. */
@@ -116,15 +121,11 @@ export class SelfAttention extends Module {
   }
 
   forward(x: Tensor, att: LayerAttentionInput): Tensor { // x [B, S, D]
-    const [B, S, D] = x.shape as [number, number, number];
-    const H = this.config.heads, Dh = D / H;
-    const qkv = permute(reshape(this.qkv.forward(x), [B, S, 3, H, Dh]), [2, 0, 3, 1, 4]); // [3, B, H, S, Dh]
-    const [q, k, v] = split(qkv, 1, 0).map((t) => reshape(t, [B, H, S, Dh])) as [Tensor, Tensor, Tensor]; // [B, H, S, Dh] each
-    const o = att.kind === 'dense'
-      ? scaledDotProductAttention(q, k, v, { mask: att.mask ?? denseMask(att.pattern, att.keyValid) }) // [B, H, S, Dh]
-      : sparseAttention(q, k, v, att.pattern, att.keyValid === null ? {} : { keyValid: att.keyValid }); // [B, H, S, Dh]
-    const merged = reshape(permute(o, [0, 2, 1, 3]), [B, S, D]);                                        // [B, S, D]
-    return this.drop.forward(this.proj.forward(merged));                                               // [B, S, D]
+    const attend = att.kind === 'dense'
+      ? (q: Tensor, k: Tensor, v: Tensor): Tensor => scaledDotProductAttention(q, k, v, { mask: att.mask ?? denseMask(att.pattern, att.keyValid) })
+      : (q: Tensor, k: Tensor, v: Tensor): Tensor => sparseAttention(q, k, v, att.pattern, att.keyValid === null ? {} : { keyValid: att.keyValid });
+    const merged = packedSelfAttention(this.qkv.forward(x), this.config.heads, attend); // [B, S, 3D] → heads [B, H, S, Dh] → [B, S, D]
+    return this.drop.forward(this.proj.forward(merged));                                // [B, S, D]
   }
 
   /**
@@ -166,7 +167,8 @@ export class Mlp extends Module {
     this.proj = this.addModule('proj', new Projection(M, D, config.initStd / Math.sqrt(2 * config.numLayers), g));
     this.drop = this.addModule('drop', new Dropout(config.dropout, dropoutGenerator)); // no parameters; registered so train()/eval() reach it
   }
-  forward(x: Tensor): Tensor { return this.drop.forward(this.proj.forward(gelu(this.fc.forward(x)))); } // [B, S, D] → [B, S, M] → [B, S, D]
+  /** [B, S, D] → [B, S, M] → [B, S, D]; one op that recomputes gelu in backward rather than saving [B, S, M] twice. */
+  forward(x: Tensor): Tensor { return this.drop.forward(geluMlp(x, this.fc.weight, this.fc.bias, this.proj.weight, this.proj.bias)); }
 }
 
 /** pre-LN: x + attn(ln_1(x)), then + mlp(ln_2(·)); post-LN: ln_1(x + attn(x)), then ln_2(· + mlp(·)). */
