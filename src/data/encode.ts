@@ -6,8 +6,9 @@
 // VQA questions are not in the shards: they are short text the training loop tokenizes from the
 // manifest (records keep their row `index`, which the shards store).
 
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Lang, Split } from './format.js';
 import { openDataset, SPLITS } from './format.js';
 import { ShardWriter, type ShardIndex } from './shards.js';
@@ -52,6 +53,30 @@ export interface EncodeDatasetReport {
   seconds: number;
 }
 
+/**
+ * What the shards were made from, by content, so a moved or copied data set / tokenizer still matches
+ * its shards and a retrained one at the same path does not: sha256 over a file, or over a directory's
+ * files in name order (name, size, bytes; Markdown cards skipped). A data set's images.bin enters by
+ * size only (it can be gigabytes; its manifest and card are hashed in full).
+ */
+export function contentFingerprint(path: string): string {
+  const h = createHash('sha256');
+  if (!statSync(path).isDirectory()) return h.update(readFileSync(path)).digest('hex');
+  const names = readdirSync(path).filter((n) => !n.endsWith('.md') && statSync(join(path, n)).isFile()).sort();
+  for (const n of names) {
+    const p = join(path, n), size = statSync(p).size;
+    h.update(`${n}\0${size}\0`);
+    if (n !== 'images.bin') h.update(readFileSync(p));
+  }
+  return h.digest('hex');
+}
+
+/** The fingerprints stored in shards.json's meta: data set, image tokenizer, text tokenizer. */
+export interface ShardSources { data: string; imageTokenizer: string; textTokenizer: string }
+export function shardSources(paths: ShardSources): ShardSources {
+  return { data: contentFingerprint(paths.data), imageTokenizer: contentFingerprint(paths.imageTokenizer), textTokenizer: contentFingerprint(paths.textTokenizer) };
+}
+
 /** Encodes a data set into token shards; see the top of this file. */
 export async function encodeDataset(o: EncodeDatasetOptions): Promise<EncodeDatasetReport> {
   const batchSize = o.batchSize ?? ENCODE_DEFAULTS.batchSize;
@@ -75,7 +100,10 @@ export async function encodeDataset(o: EncodeDatasetOptions): Promise<EncodeData
   const f = 2 ** (model.config.chMult.length - 1);
   const writer = new ShardWriter(o.out, {
     gridHeight: r / f, gridWidth: r / f, codebookSize: model.config.nEmbed, textVocabSize: text.vocabSize, samplesPerShard,
-    meta: { data: resolve(o.data), imageTokenizer: resolve(o.imageTokenizer), textTokenizer: resolve(o.textTokenizer), captionSpecials: false, maxTextTokens: maxText },
+    meta: {
+      data: resolve(o.data), imageTokenizer: resolve(o.imageTokenizer), textTokenizer: resolve(o.textTokenizer), captionSpecials: false, maxTextTokens: maxText,
+      fingerprints: { ...shardSources(o) },
+    },
   });
   const bar = progress('encode', records.length, { silent: o.showProgress !== true });
   const used = new Uint8Array(model.config.nEmbed);

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import '../../src/engine/index.js';
@@ -175,4 +175,18 @@ test('bad options are clear errors', async () => {
   await remove(join(root, 'cfg', 'config.json'));
   await cp(join(root, 'cfg', 'checkpoints'), join(root, 'cfg2', 'checkpoints'), { recursive: true });
   await assert.rejects(trainVilg(base(join(root, 'cfg2'), { steps: 3, batchSize: 2 })), /was written by a run with other settings \(train.batchSize differ/);
+});
+
+test('given shards match their sources by content: a copied tokenizer is accepted, a different one is refused', async () => {
+  const first = join(root, 'fp-first');
+  await trainVilg(base(first, { steps: 1, mode: 'two-stage' })); // encodes into first/tokens
+  const shards = join(first, 'tokens');
+  const copy = join(root, 'tok-copy');
+  await cp(tokDir, copy, { recursive: true });
+  const r = await trainVilg(base(join(root, 'fp-copy'), { steps: 1, mode: 'two-stage', shards, tokenizer: copy }));
+  assert.equal(r.step, 1, 'the same tokenizer at another path trains on the shards');
+  const other = join(root, 'tok-other');
+  await saveVQModel(other, new VQModel(vqganPreset('tiny'), { generator: new Generator(4) })); // same shapes, other weights
+  await assert.rejects(trainVilg(base(join(root, 'fp-other'), { steps: 1, mode: 'two-stage', shards, tokenizer: other })),
+    /encoded with a different imageTokenizer than .*tok-other/);
 });

@@ -26,7 +26,7 @@ import { AdamW, isNotMatrix } from '../../engine/optim/adamw.js';
 import { clipGradNorm } from '../../engine/optim/clip.js';
 import { Generator } from '../../engine/random.js';
 import { noGrad, scalar, Tensor } from '../../engine/tensor.js';
-import { encodeDataset } from '../../data/encode.js';
+import { encodeDataset, shardSources, type ShardSources } from '../../data/encode.js';
 import { openDataset, type Dataset, type Lang } from '../../data/format.js';
 import { ShardReader, type ReadSample } from '../../data/shards.js';
 import { ShardStream } from '../../data/shard-stream.js';
@@ -237,9 +237,18 @@ async function ensureShards(o: ReturnType<typeof resolveTrainVilgOptions>, given
   }
   const reader = ShardReader.open(o.shards);
   const meta = reader.index.meta as Record<string, unknown> | undefined;
-  for (const [k, path] of [['imageTokenizer', o.tokenizer], ['textTokenizer', o.text], ['data', o.data]] as const) {
-    if (meta !== undefined && typeof meta[k] === 'string' && meta[k] !== resolve(path)) {
-      throw new RangeError(`${where}: ${o.shards} was encoded with ${k} ${String(meta[k])}, not ${resolve(path)}; re-encode or pass the matching one`);
+  const stored = meta?.['fingerprints'] as Partial<ShardSources> | undefined;
+  const sources: ShardSources = { imageTokenizer: o.tokenizer, textTokenizer: o.text, data: o.data };
+  const now = stored === undefined ? null : shardSources(sources);
+  for (const k of ['imageTokenizer', 'textTokenizer', 'data'] as const) {
+    if (stored !== undefined && now !== null && typeof stored[k] === 'string') {
+      // By content: a copied or moved source still matches; a retrained one at the same path does not.
+      if (stored[k] !== now[k]) {
+        throw new RangeError(`${where}: ${o.shards} was encoded with a different ${k} than ${resolve(sources[k])} (content differs from ${String(meta?.[k])}); re-encode or pass the matching one`);
+      }
+    } else if (meta !== undefined && typeof meta[k] === 'string' && meta[k] !== resolve(sources[k])) {
+      // Shards from before fingerprints: only the paths can be compared.
+      throw new RangeError(`${where}: ${o.shards} was encoded with ${k} ${String(meta[k])}, not ${resolve(sources[k])}; re-encode or pass the matching one`);
     }
   }
   return reader;
