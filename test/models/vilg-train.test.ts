@@ -132,6 +132,7 @@ test('a direction with loss weight 0 is not run: no t2i term (two-stage) or no i
   assert.ok(mi.every((x) => x['t2i'] === undefined && typeof x['i2t'] === 'number'));
   assert.ok(mt.every((x) => x['i2t'] === undefined && x['vqa'] === undefined && typeof x['t2i'] === 'number' && typeof x['rec'] === 'number'));
   assert.ok((mt[1]!['tokens_per_s'] as number) > 0);
+  assert.ok((mt[1]!['peak_rss_mb'] as number) > 10, 'peak resident memory is logged in MB');
 });
 
 test('--stream: samples read shard by shard; a stopped and resumed run ends bit-identical to an uninterrupted one', async () => {

@@ -67,7 +67,7 @@ test('training lowers the reconstruction loss and writes metrics, a preview grid
   const rec = m.map((x) => x['rec'] as number);
   const first = (rec[0]! + rec[1]! + rec[2]!) / 3, last = (rec[17]! + rec[18]! + rec[19]!) / 3;
   assert.ok(last < 0.7 * first, `rec loss ${first.toFixed(4)} → ${last.toFixed(4)} should fall by > 30%`);
-  for (const k of ['loss', 'q', 'commit', 'd_loss', 'usage_used', 'perplexity', 'images_per_s']) assert.equal(typeof m[19]![k], 'number', k);
+  for (const k of ['loss', 'q', 'commit', 'd_loss', 'usage_used', 'perplexity', 'images_per_s', 'peak_rss_mb']) assert.equal(typeof m[19]![k], 'number', k);
   assert.equal(typeof m[9]!['preview_psnr'], 'number');
   assert.ok(existsSync(join(out, 'samples', 'step-0000010.png')) && existsSync(join(out, 'samples', 'step-0000020.png')));
   assert.ok(existsSync(join(out, 'model', 'config.json')) && existsSync(join(out, 'model', 'model.safetensors')));

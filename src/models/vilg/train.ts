@@ -521,11 +521,12 @@ ${rows}
   const afterStep = async (stepsDone: number, losses: Record<string, number>): Promise<void> => {
     const elapsed = (Date.now() - t0) / 1000;
     const tps = tokensDone / Math.max(elapsed, 1e-9);
-    const values: Record<string, number> = { ...losses, tokens_per_s: tps };
+    const peak = process.resourceUsage().maxRSS / 1024; // MB: the process's peak resident memory so far
+    const values: Record<string, number> = { ...losses, tokens_per_s: tps, peak_rss_mb: peak };
     if (stepsDone % o.sampleEvery === 0 || stepsDone === o.steps) Object.assign(values, await saveSheet(stepsDone));
     metrics.append(stepsDone, values);
     const f = (k: string): string => (losses[k] === undefined ? '' : ` ${k} ${losses[k]!.toFixed(3)}`);
-    bar.tick(1, `step ${stepsDone}${f('loss')}${f('t2i')}${f('i2t')}${f('vqa')}${f('rec')} ${tps.toFixed(0)} tok/s`);
+    bar.tick(1, `step ${stepsDone}${f('loss')}${f('t2i')}${f('i2t')}${f('vqa')}${f('rec')} ${tps.toFixed(0)} tok/s peak ${peak.toFixed(0)} MB`);
     options.onStep?.(stepsDone, { model, reconstructor: rec });
   };
   const save = async (stepsDone: number): Promise<string> => {

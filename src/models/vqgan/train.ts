@@ -294,11 +294,12 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
     const s = usage.summary();
     const elapsed = (Date.now() - t0) / 1000;
     const ips = imagesDone / Math.max(elapsed, 1e-9);
-    const values: Record<string, number> = { ...losses, usage_used: s.used, usage_fraction: s.fraction, perplexity: s.perplexity, images_per_s: ips };
+    const peak = process.resourceUsage().maxRSS / 1024; // MB: the process's peak resident memory so far
+    const values: Record<string, number> = { ...losses, usage_used: s.used, usage_fraction: s.fraction, perplexity: s.perplexity, images_per_s: ips, peak_rss_mb: peak };
     if (stepsDone % o.sampleEvery === 0 || stepsDone === o.steps) values['preview_psnr'] = await writePreview(stepsDone);
     metrics.append(stepsDone, values);
     bar.tick(1, `step ${stepsDone} loss ${losses['loss']!.toFixed(4)} rec ${losses['rec']!.toFixed(4)} q ${losses['q']!.toFixed(4)} ` +
-      (disc === null ? '' : `g ${losses['g']!.toFixed(3)} d ${losses['d_loss']!.toFixed(3)} `) + `codes ${s.used}/${config.nEmbed} ppl ${s.perplexity.toFixed(0)} ${ips.toFixed(1)} img/s`);
+      (disc === null ? '' : `g ${losses['g']!.toFixed(3)} d ${losses['d_loss']!.toFixed(3)} `) + `codes ${s.used}/${config.nEmbed} ppl ${s.perplexity.toFixed(0)} ${ips.toFixed(1)} img/s peak ${peak.toFixed(0)} MB`);
     if (stepsDone % o.usageWindow === 0) usage.reset();
     options.onStep?.(stepsDone, { model, discriminator: disc });
   };
