@@ -96,6 +96,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"configurePool", ConfigurePool},
       {"poolStats", PoolStats},
       {"matmul", Matmul},
+      {"sumRows", SumRows},
       {"conv2d", Conv2d},
       {"conv2dBackwardData", Conv2dBackwardData},
       {"conv2dBackwardWeights", Conv2dBackwardWeights},

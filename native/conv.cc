@@ -110,6 +110,8 @@ dnnl::memory packed_weights(const CacheEntry& e, const Array& w) {
   return packed;
 }
 
+}  // namespace
+
 /** dbias[o] = Σ_rows g[row, o], accumulated in double per thread. */
 void bias_grad(const float* g, size_t rows, int64_t co, float* out) {
   std::vector<double> total(static_cast<size_t>(co), 0.0);
@@ -126,8 +128,6 @@ void bias_grad(const float* g, size_t rows, int64_t co, float* out) {
   }
   for (int64_t o = 0; o < co; o++) out[o] = static_cast<float>(total[o]);
 }
-
-}  // namespace
 
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {

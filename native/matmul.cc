@@ -96,4 +96,17 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   });
 }
 
+// sumRows(g, rows, cols) → Float32Array [cols]: Σ over the rows of g (Linear's bias gradient).
+Napi::Value SumRows(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Args args(info, "sumRows", 3);
+    const Napi::Env& env = args.env();
+    const int64_t rows = args.dim(1, "rows", 0), cols = args.dim(2, "cols", 0);
+    const Array g = args.array(0, "g", product(env, "sumRows", {rows, cols}));
+    Napi::Float32Array out = new_f32(env, static_cast<size_t>(cols));
+    bias_grad(g.f32(), static_cast<size_t>(rows), cols, out.Data());
+    return out;
+  });
+}
+
 }  // namespace vilg

@@ -13,11 +13,14 @@ struct MatmulShape {
 };
 /** Runs it through the cached oneDNN primitive; a and b are bf16 bits when bf16, else f32. bias: f32 [n] added to every row, or null. */
 void matmul_exec(const void* a, const void* b, float* c, const MatmulShape& s, bool bf16, const float* bias = nullptr);
+/** out[c] = Σ_r g[r, c] over a row-major [rows, cols] (a bias gradient), accumulated in double per thread. */
+void bias_grad(const float* g, size_t rows, int64_t cols, float* out);
 /** Softmax (or log-softmax) of [rows, cols] over the last axis, and its backward from y and g. */
 void softmax_exec(const float* x, float* y, int64_t rows, int64_t cols, bool log);
 void softmax_backward_exec(const float* y, const float* g, float* dx, int64_t rows, int64_t cols, bool log);
 
 Napi::Value Matmul(const Napi::CallbackInfo& info);
+Napi::Value SumRows(const Napi::CallbackInfo& info);
 Napi::Value Conv2d(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info);

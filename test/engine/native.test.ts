@@ -92,6 +92,17 @@ test('matmul with a bias: the reference adds it to every row; native matches the
   assert.throws(() => nat('matmul')(new Float32Array(4), new Float32Array(6), d1, 'fp32', new Float32Array(2)), /bias must be a float array of n = 3/);
 });
 
+test('native sumRows (bias gradients) matches the reference, threaded and not; bad sizes are errors', { skip }, () => {
+  const g = new Generator(13);
+  for (const [rows, cols] of [[1, 1], [3, 5], [2178, 512], [70000, 3]] as const) {
+    const x = randArr(g, rows * cols);
+    near(nat('sumRows')(x, rows, cols), ref('sumRows')(x, rows, cols), 1e-6, `sumRows ${rows}×${cols}`);
+  }
+  assert.deepEqual(Array.from(ref('sumRows')(Float32Array.from([1, 2, 3, 4, 5, 6]), 2, 3)), [5, 7, 9]);
+  assert.throws(() => nat('sumRows')(new Float32Array(5), 2, 3), RangeError);
+  assert.throws(() => addon!.sumRows(new Float32Array(5), 2, 3), RangeError);
+});
+
 test('native matmul bf16: f32 inputs rounded, bf16 storage and mixed inputs', { skip }, () => {
   const g = new Generator(2);
   for (const { d, la, lb } of mmCases()) {

@@ -184,6 +184,13 @@ export function registerNativeKernels(addon: NativeAddon): void {
       bias as Float32Array | null);
   });
 
+  defineNativeKernel('sumRows', (g, rows, cols) => {
+    checkDim('sumRows', 'rows', rows); checkDim('sumRows', 'cols', cols);
+    checkLen('sumRows', 'g', g, rows * cols);
+    if (anyF64(g) || rows * cols === 0) return ref('sumRows')(g, rows, cols);
+    return addon.sumRows(g as Float32Array, rows, cols);
+  });
+
   defineNativeKernel('conv2d', (x, w, bias, d, precision) => {
     const v = convDims('conv2d', d), len = convLens(v);
     const bf16 = checkPrecision('conv2d', precision);
@@ -418,7 +425,7 @@ function registerSparseAttention(addon: NativeAddon): void {
 
 /** Names of the kernels registered above (for tests and `vilg info`). */
 export const NATIVE_KERNELS: readonly KernelName[] = [
-  'matmul', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
+  'matmul', 'sumRows', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
   'groupNorm', 'groupNormBackward', 'softmax', 'softmaxBackward', 'unary', 'unaryBackward', 'binary',
   'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward', 'sparseAttentionRows',
 ];

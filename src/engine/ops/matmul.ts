@@ -22,6 +22,8 @@ declare module '../kernels.js' {
   interface KernelMap {
     /** out[b] (M×N) = op(a[b]) · op(b[b]) (+ bias [N] on every row); op = transpose when trans*. f32 out (f64 when inputs are f64). */
     matmul(a: MatmulInput, b: MatmulInput, d: MatmulDims, precision: Precision, bias?: FloatArray | null): FloatArray;
+    /** out[c] = Σ_r g[r, c] for row-major g [rows, cols] (a bias gradient), accumulated in f64; g's float type. */
+    sumRows(g: FloatArray, rows: number, cols: number): FloatArray;
   }
 }
 
@@ -49,6 +51,14 @@ defineKernel('matmul', (a, b, d, precision, bias = null) => {
       for (let j = 0; j < n; j++) out[oo + i * n + j] = bias === null ? acc[j]! : acc[j]! + bias[j]!;
     }
   }
+  return out;
+});
+
+defineKernel('sumRows', (g, rows, cols) => {
+  const acc = new Float64Array(cols);
+  for (let r = 0, o = 0; r < rows; r++, o += cols) for (let c = 0; c < cols; c++) acc[c] += g[o + c]!;
+  const out = allocLike(g, cols);
+  out.set(acc);
   return out;
 });
 
@@ -138,10 +148,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
     const gw = wanted[1] ? matmul(g2, new Tensor(x.data, [rows, k]), { transA: true }) : null;    // [N, K] = gᵀ·x
     let gb: Tensor | null = null;                                                                  // [N] = Σ_rows g
     if (bias !== null && wanted[2]) {
-      const gd = g.data as FloatArray, acc = new Float64Array(n), s = allocLike(gd, n); // summed in f64
-      for (let r = 0, o = 0; r < rows; r++, o += n) for (let j = 0; j < n; j++) acc[j] += gd[o + j]!;
-      s.set(acc);
-      gb = new Tensor(s, [n]);
+      gb = new Tensor(kernel('sumRows')(g.data as FloatArray, rows, n), [n]);
     }
     return bias === null ? [gx, gw] : [gx, gw, gb];
   });

@@ -13,15 +13,6 @@ import { fmtShape } from '../shape.js';
 import { Tensor, recordOp } from '../tensor.js';
 import { matmul, type MatmulDims, type MatmulInput } from './matmul.js';
 
-/** Σ over rows of g [R, N] → [N], summed in f64. */
-function columnSums(g: FloatArray, rows: number, n: number): FloatArray {
-  const acc = new Float64Array(n);
-  for (let r = 0, o = 0; r < rows; r++, o += n) for (let j = 0; j < n; j++) acc[j] += g[o + j]!;
-  const out = new (g.constructor as { new(n: number): FloatArray })(n);
-  out.set(acc);
-  return out;
-}
-
 /** x [..., D] → gelu(x·W1ᵀ + b1)·W2ᵀ + b2 [..., N] with W1 [M, D], b1 [M], W2 [N, M], b2 [N] (biases may be null). */
 export function geluMlp(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2: Tensor | null): Tensor {
   const where = `geluMlp(x ${fmtShape(x.shape)}, w1 ${fmtShape(w1.shape)}, w2 ${fmtShape(w2.shape)})`;
@@ -54,12 +45,12 @@ export function geluMlp(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2
     const g2 = new Tensor(gd, [rows, n]);                                 // [R, N]
     const actT = new Tensor(kernel('unary')('gelu', pre), [rows, m]);     // [R, M], recomputed
     const dw2 = want('w2') ? matmul(g2, actT, { transA: true }) : null;    // [N, M] = gᵀ·act
-    const db2 = want('b2') ? new Tensor(columnSums(gd, rows, n), [n]) : null; // [N]
+    const db2 = want('b2') ? new Tensor(kernel('sumRows')(gd, rows, n), [n]) : null; // [N]
     const dact = matmul(g2, w2).data as FloatArray;                       // [R, M] = g·W2
     const dpre = kernel('unaryBackward')('gelu', pre, actT.data as FloatArray, dact); // [R, M]
     const dpreT = new Tensor(dpre, [rows, m]);                            // [R, M]
     const dw1 = want('w1') ? matmul(dpreT, new Tensor(xd, [rows, d]), { transA: true }) : null; // [M, D] = dpreᵀ·x
-    const db1 = want('b1') ? new Tensor(columnSums(dpre, rows, m), [m]) : null; // [M]
+    const db1 = want('b1') ? new Tensor(kernel('sumRows')(dpre, rows, m), [m]) : null; // [M]
     const dx = wanted[0] ? new Tensor(matmul(dpreT, w1).data, xShape) : null; // [..., D] = dpre·W1
     return [dx, dw1, ...(b1 === null ? [] : [db1]), dw2, ...(b2 === null ? [] : [db2])];
   });
