@@ -88,17 +88,21 @@ function checkText(where: string, name: string, t: Tensor, c: ShapeConfig, padId
   const [b, T] = t.shape as [number, number];
   if (batch !== undefined && b !== batch) throw new RangeError(`${where}: ${name} has batch ${b}, the codes ${batch}`);
   if (T < 1 || T > c.maxTextLen) throw new RangeError(`${where}: ${name} ${fmtShape(t.shape)} has T = ${T}, must be 1..maxTextLen ${c.maxTextLen}`);
-  const d = t.data as Int32Array;
-  for (let i = 0; i < b; i++) {
+  checkTextIds(where, name, t.data as Int32Array, T, c.textVocab, padId);
+  return [b, T];
+}
+
+/** Rows of T ids (row-major): each in [0, vocab), right-padded with padId (no token after a [PAD]). */
+export function checkTextIds(where: string, name: string, d: Int32Array, T: number, vocab: number, padId: number): void {
+  for (let i = 0; i * T < d.length; i++) {
     let padded = false;
     for (let j = 0; j < T; j++) {
       const v = d[i * T + j]!;
-      if (v < 0 || v >= c.textVocab) throw new RangeError(`${where}: ${name}[${i}, ${j}] = ${v} is outside the text vocabulary [0, ${c.textVocab})`);
+      if (v < 0 || v >= vocab) throw new RangeError(`${where}: ${name}[${i}, ${j}] = ${v} is outside the text vocabulary [0, ${vocab})`);
       if (v === padId) padded = true;
       else if (padded) throw new RangeError(`${where}: ${name} row ${i} has a token after [PAD] at ${j} (rows are right-padded)`);
     }
   }
-  return [b, T];
 }
 
 function checkCodes(where: string, codes: Tensor, c: ShapeConfig): number {

@@ -7,7 +7,7 @@ import { reshape, slice } from '../../engine/ops/shape.js';
 import { Generator as Rng, defaultGenerator } from '../../engine/random.js';
 import { fmtShape } from '../../engine/shape.js';
 import { Tensor, noGrad } from '../../engine/tensor.js';
-import { type TextSpecials, type VilgBatch } from './batch.js';
+import { checkTextIds, type TextSpecials, type VilgBatch } from './batch.js';
 import type { VilgConfig } from './config.js';
 import { ErnieVilg } from './model.js';
 
@@ -74,17 +74,9 @@ export function checkTextRows(where: string, name: string, t: unknown, c: VilgCo
   if (batch !== undefined && b !== batch) throw new RangeError(`${where}: ${name} has ${b} rows, the codes ${batch}`);
   if (T < 1 || T > c.maxTextLen) throw new RangeError(`${where}: ${name} ${fmtShape(t.shape)} has T = ${T}, must be in 1..maxTextLen ${c.maxTextLen}`);
   const d = t.data as Int32Array;
-  for (let i = 0; i < b; i++) {
-    // An all-[PAD] row leaves its source queries no key at all (the rows are [CLS] t [SEP] [PAD]..).
-    if (d[i * T] === pad) throw new RangeError(`${where}: ${name} row ${i} starts with [PAD] (rows are [CLS] t [SEP] [PAD]..)`);
-    let padded = false;
-    for (let j = 0; j < T; j++) {
-      const v = d[i * T + j]!;
-      if (v < 0 || v >= c.textVocab) throw new RangeError(`${where}: ${name}[${i}, ${j}] = ${v} is outside the text vocabulary [0, ${c.textVocab})`);
-      if (v === pad) padded = true;
-      else if (padded) throw new RangeError(`${where}: ${name} row ${i} has a token after [PAD] at ${j} (rows are right-padded)`);
-    }
-  }
+  // An all-[PAD] row leaves its source queries no key at all (the rows are [CLS] t [SEP] [PAD]..).
+  for (let i = 0; i < b; i++) if (d[i * T] === pad) throw new RangeError(`${where}: ${name} row ${i} starts with [PAD] (rows are [CLS] t [SEP] [PAD]..)`);
+  checkTextIds(where, name, d, T, c.textVocab, pad);
   return [b, T];
 }
 
