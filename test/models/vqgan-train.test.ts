@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSafetensors } from '../../src/engine/index.js';
 import { DatasetWriter, openDataset } from '../../src/data/format.js';
-import { makeShapesSample, sceneConfig } from '../../src/data/shapes/prepare.js';
+import { makeShapesSample, sceneAttrsOf, sceneConfig } from '../../src/data/shapes/prepare.js';
+import { CheckerTally, checkScene, compareScene } from '../../src/data/shapes/checker.js';
 import { evaluateTokenizer, reconstruct, rgbToTensor, tokenize } from '../../src/models/vqgan/evaluate.js';
 import { trainTokenizer, type TrainTokenizerOptions } from '../../src/models/vqgan/train.js';
 import { loadVQModel } from '../../src/models/vqgan/vqmodel.js';
@@ -159,6 +160,15 @@ test('evaluateTokenizer, tokenize and reconstruct give sane results', async () =
   const recs = reconstruct(model, imgs);
   assert.equal(recs.length, 4);
   assert.equal(recs[0]!.length, 16 * 16 * 3);
+  // Shapes data carry attributes: the checker's verdict on the reconstructions, the same as checking them here.
+  const a = ev.attributes!;
+  assert.ok(a !== undefined, 'shapes data set: attributes reported');
+  const tally = new CheckerTally();
+  ds.split('test').forEach((r, i) => tally.add(compareScene(sceneAttrsOf(r)!, checkScene(recs[i]!, 16))));
+  assert.equal(a.scenes, 4);
+  assert.equal(a.all, tally.accuracy('all'));
+  assert.equal(a.shape, tally.accuracy('shape'));
+  for (const f of ['count', 'colour', 'shape', 'size', 'position', 'relation'] as const) assert.ok(a[f] >= a.all && a[f] <= 1, `${f} ${a[f]} vs all ${a.all}`);
   // The same codes decode to the same reconstruction.
   const viaCodes = model.decodeCodes(model.tokenize(rgbToTensor(imgs, 16, 16)));
   assert.deepEqual(viaCodes.shape, [4, 16, 16, 3]);

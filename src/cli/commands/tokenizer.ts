@@ -123,7 +123,7 @@ export const commands: Record<string, Command> = {
   },
 
   'eval-tokenizer': {
-    summary: 'PSNR, SSIM, codebook usage and perplexity of a tokenizer over a data-set split, as JSON',
+    summary: 'PSNR, SSIM, codebook usage and perplexity of a tokenizer over a data-set split (on shapes data also attribute accuracy of the reconstructions), as JSON',
     options: {
       model: { type: 'string', help: 'model directory (config.json + model.safetensors)' },
       data: { type: 'string', help: 'prepared data set directory' },

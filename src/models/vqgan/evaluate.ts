@@ -6,6 +6,8 @@
 import { Tensor, noGrad } from '../../engine/tensor.js';
 import { meanPsnr, meanSsim } from '../../eval/image-metrics.js';
 import type { Dataset, Split } from '../../data/format.js';
+import { CheckerTally, checkScene, compareScene } from '../../data/shapes/checker.js';
+import { sceneAttrsOf } from '../../data/shapes/prepare.js';
 import { tensorToRgb } from '../../util/png.js';
 import { CodebookUsage } from './codebook.js';
 import { tokenGrid } from './config.js';
@@ -107,6 +109,12 @@ export interface TokenizerEvaluation {
   codebookUsage: CodebookUsageReport;
   /** Images evaluated. */
   count: number;
+  /**
+   * Only for data sets with shapes attributes (record.attrs): the shapes checker's accuracy on the
+   * reconstructions, per field and all together — the ceiling this tokenizer sets for any generator
+   * whose images it decodes (issue 7's "gold image sequence" bound).
+   */
+  attributes?: { all: number; count: number; colour: number; shape: number; size: number; position: number; relation: number; scenes: number };
 }
 
 export interface EvaluateOptions {
@@ -129,6 +137,7 @@ export function evaluateTokenizer(model: VQModel, dataset: Dataset, split: Split
   if (records.length === 0) throw new RangeError(`evaluateTokenizer: ${dataset.dir} has no images in split '${split}'`);
   const usage = new CodebookUsage(model.config.nEmbed);
   let psnrSum = 0, ssimSum = 0, done = 0;
+  const tally = new CheckerTally();
   for (const b of batches(records, bs)) {
     const imgs = b.map((rec) => dataset.image(rec.index));
     const { rec, codes } = inEvalMode(model, () => {
@@ -138,6 +147,10 @@ export function evaluateTokenizer(model: VQModel, dataset: Dataset, split: Split
     usage.add(codes);
     psnrSum += meanPsnr(imgs, rec, { cap: EVALUATE_DEFAULTS.psnrCap }) * b.length;
     ssimSum += meanSsim(imgs, rec, r, r) * b.length;
+    b.forEach((record, i) => {
+      const attrs = sceneAttrsOf(record);
+      if (attrs !== null) tally.add(compareScene(attrs, checkScene(rec[i]!, r)));
+    });
     done += b.length;
     opts.onProgress?.(done, records.length);
   }
@@ -146,5 +159,11 @@ export function evaluateTokenizer(model: VQModel, dataset: Dataset, split: Split
     psnr: psnrSum / done, ssim: ssimSum / done,
     codebookUsage: { used: s.used, total: model.config.nEmbed, fraction: s.fraction, perplexity: s.perplexity },
     count: done,
+    ...(tally.total.all > 0 ? {
+      attributes: {
+        all: tally.accuracy('all'), count: tally.accuracy('count'), colour: tally.accuracy('colour'), shape: tally.accuracy('shape'),
+        size: tally.accuracy('size'), position: tally.accuracy('position'), relation: tally.accuracy('relation'), scenes: tally.total.all,
+      },
+    } : {}),
   };
 }
