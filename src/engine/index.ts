@@ -6,6 +6,7 @@ export * from './tensor.js';
 export {
   getBackend, setBackend, withBackend, getPrecision, setPrecision, withPrecision,
   isNativeAvailable, nativeKernelNames, hasNativeKernel, kernel, referenceKernel,
+  startProfile, stopProfile, profileRows, formatProfile, type KernelProfileRow,
   type BackendName, type Precision, type KernelMap,
 } from './kernels.js';
 export * from './ops/index.js';

@@ -32,7 +32,63 @@ export function defineNativeKernel<K extends KernelName>(name: K, impl: KernelMa
 export function kernel<K extends KernelName>(name: K): KernelMap[K] {
   const impl = (current === 'native' ? impls.native[name] : undefined) ?? impls.reference[name];
   if (impl === undefined) throw new Error(`kernel '${String(name)}' is not registered (is its op module imported?)`);
-  return impl;
+  return profile === null ? impl : timed(name, impl);
+}
+
+// ---------------------------------------------------------------- opt-in profiler
+// VILG_PROFILE=1 times every kernel call (wall clock, synchronous kernels) and prints a table to stderr
+// at exit: where a step's time goes, by kernel, and how much is left outside kernels (JS, autograd).
+// Off by default: the wrapper costs a closure call and two clock reads per kernel.
+
+export interface KernelProfileRow { kernel: string; calls: number; ms: number }
+let profile: Map<string, KernelProfileRow> | null = null;
+const wrapped = new Map<unknown, unknown>();
+
+function timed<K extends KernelName>(name: K, impl: KernelMap[K]): KernelMap[K] {
+  let w = wrapped.get(impl);
+  if (w === undefined) {
+    const key = `${impls.native[name] === impl ? 'native' : 'reference'}:${String(name)}`, f = impl as unknown as (...a: unknown[]) => unknown;
+    w = (...args: unknown[]): unknown => {
+      const t0 = performance.now();
+      try { return f(...args); } finally {
+        const row = profile?.get(key) ?? { kernel: key, calls: 0, ms: 0 };
+        row.calls++; row.ms += performance.now() - t0;
+        profile?.set(key, row);
+      }
+    };
+    wrapped.set(impl, w);
+  }
+  return w as KernelMap[K];
+}
+
+/** Starts (or restarts) kernel timing; `kernel()` returns timed wrappers until stopProfile(). */
+export function startProfile(): void { profile = new Map(); }
+/** Stops timing and returns the rows, slowest first. */
+export function stopProfile(): KernelProfileRow[] {
+  const rows = [...(profile?.values() ?? [])].sort((a, b) => b.ms - a.ms);
+  profile = null;
+  return rows;
+}
+/** The rows so far, slowest first (profiling continues). */
+export function profileRows(): KernelProfileRow[] { return [...(profile?.values() ?? [])].sort((a, b) => b.ms - a.ms); }
+
+/** A table of profile rows, with each kernel's share of `totalMs` (the wall time they ran inside). */
+export function formatProfile(rows: readonly KernelProfileRow[], totalMs: number): string {
+  const inKernels = rows.reduce((s, r) => s + r.ms, 0);
+  const line = (name: string, calls: string, ms: number): string =>
+    `${name.padEnd(32)} ${calls.padStart(8)} ${ms.toFixed(1).padStart(10)} ms ${(100 * ms / totalMs).toFixed(1).padStart(6)}%`;
+  return [
+    `${'kernel'.padEnd(32)} ${'calls'.padStart(8)} ${'time'.padStart(13)} ${'share'.padStart(7)}`,
+    ...rows.map((r) => line(r.kernel, String(r.calls), r.ms)),
+    line('(outside kernels: JS, autograd)', '', Math.max(0, totalMs - inKernels)),
+    line('total', '', totalMs),
+  ].join('\n');
+}
+
+if (typeof process !== 'undefined' && process.env['VILG_PROFILE'] === '1') {
+  startProfile();
+  const t0 = performance.now();
+  process.on('exit', () => { process.stderr.write(`\nVILG_PROFILE kernel times (pid ${process.pid}):\n${formatProfile(profileRows(), performance.now() - t0)}\n`); });
 }
 
 /** The reference implementation, whatever the active backend (parity tests, fallbacks). */

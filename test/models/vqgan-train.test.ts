@@ -207,6 +207,7 @@ test('CLI: tokenize, reconstruct, eval-tokenizer work on a trained run; bad argu
     ['train-tokenizer', [], { data, out: join(root, 'x'), steps: 2.5 }, /--steps must be an integer/],
     ['train-tokenizer', [], { data, out: join(root, 'x'), preset: 'nope' }, /unknown preset 'nope'/],
     ['train-tokenizer', ['extra'], { data, out: join(root, 'x') }, /unexpected argument/],
+    ['train-tokenizer', [], { data, out: join(root, 'x'), codes: 1 }, /--codes must be an integer ≥ 2/],
     ['tokenize', [], { model: modelDir }, /at least one image/],
     ['reconstruct', [png], { model: modelDir }, /--out <dir> is required/],
     ['eval-tokenizer', [], { model: modelDir, data, split: 'dev' }, /--split must be train, val or test/],
@@ -216,4 +217,10 @@ test('CLI: tokenize, reconstruct, eval-tokenizer work on a trained run; bad argu
   }
   // A --resume without a checkpoint is a clear error, not a fresh run.
   await assert.rejects(runCommand('train-tokenizer', [], { data, out: join(root, 'fresh'), preset: 'tiny', resume: true, quiet: true, steps: 1 }), /has no checkpoint/);
+  // --codes overrides the preset's codebook size, and the run's model config records it.
+  const k32 = join(root, 'k32');
+  await runCommand('train-tokenizer', [], { data, out: k32, preset: 'tiny', codes: 32, 'no-adversarial': true, precision: 'fp32', quiet: true, steps: 1, 'batch-size': 2 });
+  assert.equal((await loadVQModel(join(k32, 'model'))).config.nEmbed, 32);
+  // Resuming the same run with another codebook size is refused (the model config is fixed).
+  await assert.rejects(runCommand('train-tokenizer', [], { data, out: k32, preset: 'tiny', codes: 64, 'no-adversarial': true, precision: 'fp32', quiet: true, steps: 2, 'batch-size': 2 }), /model/);
 });

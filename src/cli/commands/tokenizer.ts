@@ -27,6 +27,7 @@ export const commands: Record<string, Command> = {
     options: {
       data: { type: 'string', help: 'prepared data set directory (vilg data prepare ...)' },
       preset: { type: 'string', help: 'model preset: emoji-64, emoji-32, shapes-32, tiny, paper', default: 'emoji-64' },
+      codes: { type: 'number', help: 'codebook size K (nEmbed), overriding the preset\'s' },
       out: { type: 'string', help: 'run directory (checkpoints, metrics.jsonl, samples/, model/)' },
       steps: { type: 'number', help: 'total optimizer steps', default: T.steps },
       'batch-size': { type: 'number', help: 'images per step', default: T.batchSize },
@@ -52,7 +53,7 @@ export const commands: Record<string, Command> = {
       const lr = o['lr'];
       if (typeof lr !== 'number' || !(lr > 0)) throw new UsageError(`--lr must be a positive number, got ${String(lr)}`);
       const opts: import('../../models/vqgan/train.js').TrainTokenizerOptions = {
-        data, out, preset: String(o['preset']), precision: precision as 'bf16' | 'fp32', schedule: schedule as 'cosine' | 'constant', lr,
+        data, out, preset: String(o['preset']), ...(o['codes'] !== undefined ? { config: { nEmbed: int(o, 'codes', 2)! } } : {}), precision: precision as 'bf16' | 'fp32', schedule: schedule as 'cosine' | 'constant', lr,
         steps: int(o, 'steps', 1)!, batchSize: int(o, 'batch-size', 1)!, discStart: int(o, 'disc-start', 0)!,
         sampleEvery: int(o, 'sample-every', 1)!, checkpointEvery: int(o, 'checkpoint-every', 1)!, seed: int(o, 'seed', 0)!,
         flip: o['flip'] === true, adversarial: o['no-adversarial'] !== true, resume: o['resume'] === true ? 'require' : 'auto', showProgress: o['quiet'] !== true,
