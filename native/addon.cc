@@ -97,6 +97,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"poolStats", PoolStats},
       {"matmul", Matmul},
       {"sumRows", SumRows},
+      {"stridedCopy", StridedCopy},
       {"conv2d", Conv2d},
       {"conv2dBackwardData", Conv2dBackwardData},
       {"conv2dBackwardWeights", Conv2dBackwardWeights},

@@ -103,6 +103,35 @@ test('native sumRows (bias gradients) matches the reference, threaded and not; b
   assert.throws(() => addon!.sumRows(new Float32Array(5), 2, 3), RangeError);
 });
 
+test('native stridedCopy (permute, slice, expand, head split) equals the reference exactly; bad reads are errors', { skip }, () => {
+  const g = new Generator(14);
+  const cases: Array<{ what: string; len: number; offset: number; strides: number[]; shape: number[] }> = [
+    // [B, S, 3·H·Dh] → [3, B, H, S, Dh]: the packed attention's head split (rows of Dh = 32 floats).
+    { what: 'head split', len: 8 * 96 * 768, offset: 0, strides: [256, 96 * 768, 32, 768, 1], shape: [3, 8, 8, 96, 32] },
+    { what: 'transpose', len: 300 * 70, offset: 0, strides: [1, 70], shape: [70, 300] },
+    { what: 'slice with offset', len: 64 * 200, offset: 200 * 3 + 5, strides: [200, 1], shape: [60, 190] },
+    { what: 'expand (stride 0)', len: 512, offset: 0, strides: [0, 1], shape: [40, 512] },
+    { what: 'size-1 dims and a strided last dim', len: 9000, offset: 1, strides: [0, 3, 90], shape: [1, 30, 99] },
+    { what: 'below the native threshold (JS)', len: 100, offset: 0, strides: [1, 10], shape: [10, 10] },
+  ];
+  for (const c of cases) {
+    const x = randArr(g, c.len);
+    const got = nat('stridedCopy')(x, c.offset, c.strides, c.shape);
+    assert.ok(got instanceof Float32Array, c.what);
+    assert.deepEqual(got, ref('stridedCopy')(x, c.offset, c.strides, c.shape), c.what);
+  }
+  // Other dtypes take the reference path and keep their type.
+  const ints = Int32Array.from({ length: 8192 }, (_, i) => i);
+  const t = nat('stridedCopy')(ints, 0, [1, 64], [64, 128]);
+  assert.ok(t instanceof Int32Array);
+  assert.deepEqual(t, ref('stridedCopy')(ints, 0, [1, 64], [64, 128]));
+  // A read past the end is a RangeError in TypeScript and in the addon, never a crash.
+  assert.throws(() => nat('stridedCopy')(new Float32Array(8191), 0, [128, 1], [64, 128]), /needs 8192 elements, x has 8191/);
+  assert.throws(() => addon!.stridedCopy(new Float32Array(10), 0, 2, [4, 4], [4, 1]), RangeError);
+  assert.throws(() => addon!.stridedCopy(new Float32Array(16), 0, 2, [4, 4], [4, -1]), RangeError);
+  assert.throws(() => addon!.stridedCopy(new Int32Array(16) as unknown as Float32Array, 0, 2, [4, 4], [4, 1]), TypeError);
+});
+
 test('native matmul bf16: f32 inputs rounded, bf16 storage and mixed inputs', { skip }, () => {
   const g = new Generator(2);
   for (const { d, la, lb } of mmCases()) {

@@ -14,11 +14,13 @@ import type { AttentionDims } from '../ops/attention.js';
 import { checkCsr, type SparseAttentionDims } from '../ops/sparse-attention.js';
 import type { MatmulDims, MatmulInput } from '../ops/matmul.js';
 import { broadcastShapes, fmtShape, numel, sameShape, type Shape } from '../shape.js';
+import { coalesceDims } from '../ops/shape.js';
 import type { NativeAddon } from './native.js';
 
 const UNARY_KINDS: readonly UnaryKind[] = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'tanh', 'sigmoid', 'relu', 'gelu', 'gelu_tanh', 'silu'];
 const BINARY_KINDS: readonly BinaryKind[] = ['add', 'sub', 'mul', 'div'];
 const MAX_NATIVE_RANK = 12; // DNNL_MAX_NDIMS
+const NATIVE_COPY_MIN = 4096; // elements: below this a JS copy beats the call overhead
 
 // ---------------------------------------------------------------- checks
 
@@ -189,6 +191,22 @@ export function registerNativeKernels(addon: NativeAddon): void {
     checkLen('sumRows', 'g', g, rows * cols);
     if (anyF64(g) || rows * cols === 0) return ref('sumRows')(g, rows, cols);
     return addon.sumRows(g as Float32Array, rows, cols);
+  });
+
+  // Gathers (permute, slice, expand, head split): natively for f32 from 4096 elements, where the
+  // per-call cost is repaid; other dtypes, small or empty copies and negative strides stay in JS.
+  defineNativeKernel('stridedCopy', (x, offset, strides, outShape) => {
+    const n = numel(outShape);
+    if (!(x instanceof Float32Array) || n < NATIVE_COPY_MIN || strides.some((s) => s < 0) || strides.length !== outShape.length) {
+      return ref('stridedCopy')(x, offset, strides, outShape);
+    }
+    const c = coalesceDims(outShape, [strides]);
+    if (c.shape.length > MAX_NATIVE_RANK) return ref('stridedCopy')(x, offset, strides, outShape);
+    const st = c.strides[0]!;
+    checkDim('stridedCopy', 'offset', offset);
+    const last = c.shape.reduce((a, d, i) => a + (d - 1) * st[i]!, offset);
+    if (last >= x.length) throw new RangeError(`native stridedCopy: reading ${fmtShape(outShape)} through strides [${strides.join(', ')}] from offset ${offset} needs ${last + 1} elements, x has ${x.length}`);
+    return addon.stridedCopy(x, offset, c.shape.length, c.shape, st);
   });
 
   defineNativeKernel('conv2d', (x, w, bias, d, precision) => {
@@ -425,7 +443,7 @@ function registerSparseAttention(addon: NativeAddon): void {
 
 /** Names of the kernels registered above (for tests and `vilg info`). */
 export const NATIVE_KERNELS: readonly KernelName[] = [
-  'matmul', 'sumRows', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
+  'matmul', 'sumRows', 'stridedCopy', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
   'groupNorm', 'groupNormBackward', 'softmax', 'softmaxBackward', 'unary', 'unaryBackward', 'binary',
   'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward', 'sparseAttentionRows',
 ];

@@ -49,6 +49,8 @@ export interface NativeAddon {
     transA: boolean, transB: boolean, strideA: number, strideB: number, bf16: boolean, bias: F32 | null): F32;
   /** Σ over the rows of g [rows, cols] → [cols], accumulated in double. */
   sumRows(g: F32, rows: number, cols: number): F32;
+  /** Gather of x through non-negative strides (coalesced, rank ≤ 12) into a row-major [Π shape]. */
+  stridedCopy(x: F32, offset: number, rank: number, shape: number[], strides: number[]): F32;
   conv2d(x: F32 | U16, w: F32 | U16, bias: F32 | null, dims: number[], bf16: boolean): F32;
   conv2dBackwardData(g: F32 | U16, w: F32 | U16, dims: number[], bf16: boolean): F32;
   conv2dBackwardWeights(x: F32 | U16, g: F32 | U16, dims: number[], withBias: boolean, bf16: boolean): { dw: F32; dbias: F32 | null };
@@ -79,7 +81,7 @@ export interface NativeAddon {
 }
 
 const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
-  'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'configurePool', 'poolStats', 'matmul', 'sumRows', 'conv2d', 'conv2dBackwardData',
+  'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'configurePool', 'poolStats', 'matmul', 'sumRows', 'stridedCopy', 'conv2d', 'conv2dBackwardData',
   'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'softmax',
   'softmaxBackward', 'unary', 'unaryBackward', 'binary', 'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward',
   'sparseAttentionRows',
