@@ -194,7 +194,7 @@ function* batchTextSteps(model: ErnieVilg, src: TextSource, d: TextDecoding, s: 
 interface Hypothesis { readonly tokens: number[]; readonly score: number }
 interface Finished { readonly tokens: number[]; readonly logprob: number; readonly score: number }
 
-/** Beam search for one source row (reference/sample_torch.py states the same rules). */
+/** Beam search for one source row (reference/vilg_decode.py states the same rules). */
 function* beamSteps(model: ErnieVilg, src: TextSource, d: TextDecoding, k: number, cached: boolean): Generator<number, TextResult, void> {
   const T = d.T, V = d.V, sp = d.sp, steps = T - 2;
   const finished: Finished[] = [];
