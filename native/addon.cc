@@ -98,6 +98,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"matmul", Matmul},
       {"sumRows", SumRows},
       {"stridedCopy", StridedCopy},
+      {"adamwUpdate", AdamwUpdate},
+      {"dropout", Dropout},
       {"conv2d", Conv2d},
       {"conv2dBackwardData", Conv2dBackwardData},
       {"conv2dBackwardWeights", Conv2dBackwardWeights},

@@ -22,6 +22,8 @@ void softmax_backward_exec(const float* y, const float* g, float* dx, int64_t ro
 Napi::Value Matmul(const Napi::CallbackInfo& info);
 Napi::Value SumRows(const Napi::CallbackInfo& info);
 Napi::Value StridedCopy(const Napi::CallbackInfo& info);
+Napi::Value AdamwUpdate(const Napi::CallbackInfo& info);
+Napi::Value Dropout(const Napi::CallbackInfo& info);
 Napi::Value Conv2d(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info);

@@ -64,6 +64,23 @@ export class Generator {
     return r * Math.cos(2 * Math.PI * v);
   }
 
+  /**
+   * keep[i] = 1 when the i-th uniform of the stream is ≥ p, else 0 (dropout's mask): the same draws and
+   * the same state afterwards as `uniform() >= p` per element, in one loop over local state.
+   */
+  fillKeepMask(keep: Uint8Array, p: number): void {
+    const threshold = p * 4294967296; // u32 / 2³² ≥ p ⇔ u32 ≥ p·2³² (both exact: scaling by 2³²)
+    let s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;
+    for (let i = 0; i < keep.length; i++) {
+      const r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3;
+      s2 ^= t; s3 = (s3 << 11) | (s3 >>> 21);
+      keep[i] = r >= threshold ? 1 : 0;
+    }
+    this.s0 = s0; this.s1 = s1; this.s2 = s2; this.s3 = s3;
+  }
+
   /** Uniform integer in [0, n). */
   int(n: number): number { return Math.floor(this.uniform() * n); }
 }

@@ -132,6 +132,30 @@ test('native stridedCopy (permute, slice, expand, head split) equals the referen
   assert.throws(() => addon!.stridedCopy(new Int32Array(16) as unknown as Float32Array, 0, 2, [4, 4], [4, 1]), TypeError);
 });
 
+test('native adamwUpdate and dropout are bit-identical to the reference; bad input is an error', { skip }, () => {
+  const g = new Generator(15);
+  for (const n of [1, 1000, 100_000]) {
+    const x = randArr(g, n), m = randArr(g, n, 0, 0.1), v = randArr(g, n, 0, 0.01);
+    const xr = x.slice(), mr = m.slice(), vr = v.slice();
+    for (let t = 1; t <= 3; t++) {
+      const grad = randArr(g, n, -2, 2);
+      const h = { b1: 0.9, b2: 0.95, eps: 1e-8, decay: 1 - 3e-4 * 0.01, stepSize: 3e-4 / (1 - 0.9 ** t), bc2Sqrt: Math.sqrt(1 - 0.95 ** t) };
+      nat('adamwUpdate')(x, grad, m, v, h);
+      ref('adamwUpdate')(xr, grad, mr, vr, h);
+    }
+    assert.deepEqual([x, m, v], [xr, mr, vr], `adamwUpdate n ${n}`);
+    const keep = Uint8Array.from({ length: n }, (_, i) => (i * 7919) % 10 < 9 ? 1 : 0);
+    assert.deepEqual(nat('dropout')(x, keep, 1 / 0.9), ref('dropout')(x, keep, 1 / 0.9), `dropout n ${n}`);
+  }
+  const h = { b1: 0.9, b2: 0.999, eps: 1e-8, decay: 1, stepSize: 1e-3, bc2Sqrt: 0.5 };
+  const a = new Float32Array(5000);
+  assert.throws(() => nat('adamwUpdate')(a, new Float32Array(4999), a.slice(), a.slice(), h), /one length/);
+  assert.throws(() => nat('adamwUpdate')(a, a.slice(), a.slice(), a.slice(), { ...h, eps: NaN }), /eps must be a finite number/);
+  assert.throws(() => addon!.adamwUpdate(a, a.slice(), a.slice(), new Float32Array(3), 0.9, 0.999, 1e-8, 1, 1e-3, 0.5), RangeError);
+  assert.throws(() => nat('dropout')(a, new Uint8Array(4999), 2), /keep must be a Uint8Array of 5000/);
+  assert.throws(() => addon!.dropout(a, new Uint8Array(10), 2), RangeError);
+});
+
 test('native matmul bf16: f32 inputs rounded, bf16 storage and mixed inputs', { skip }, () => {
   const g = new Generator(2);
   for (const { d, la, lb } of mmCases()) {

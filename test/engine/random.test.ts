@@ -30,6 +30,28 @@ test('dropout gradcheck f64 with a fixed mask (backward reuses it)', () => {
   gradcheck((t) => { gen.seed(99); return dropout(t!, 0.4, { generator: gen }); }, [x]);
 });
 
+test('Generator.fillKeepMask draws exactly what uniform() >= p per element would, and leaves the same state', () => {
+  for (const p of [0, 1e-9, 0.1, 0.5, 0.9, 1 - 2 ** -30]) {
+    for (const n of [0, 1, 7, 1000]) {
+      const a = new Generator(42), b = new Generator(42);
+      a.normal(); b.normal(); // a pending Box-Muller spare must survive untouched
+      const bulk = new Uint8Array(n);
+      a.fillKeepMask(bulk, p);
+      const each = Uint8Array.from({ length: n }, () => (b.uniform() >= p ? 1 : 0));
+      assert.deepEqual(bulk, each, `p ${p}, n ${n}`);
+      assert.deepEqual(a.getState(), b.getState(), `state after p ${p}, n ${n}`);
+    }
+  }
+  // p = 0 keeps everything; a p just above a drawn uniform drops exactly that element.
+  const g = new Generator(3), u = new Generator(3).uniform();
+  const keep = new Uint8Array(1);
+  g.fillKeepMask(keep, u);
+  assert.equal(keep[0], 1, 'uniform ≥ p when p equals it');
+  const h = new Generator(3);
+  h.fillKeepMask(keep, u + 2 ** -33);
+  assert.equal(keep[0], 0);
+});
+
 test('dropout rejects p outside [0, 1)', () => {
   assert.throws(() => dropout(ones([2]), 1), RangeError);
   assert.throws(() => dropout(ones([2]), -0.1), RangeError);

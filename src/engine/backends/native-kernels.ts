@@ -209,6 +209,27 @@ export function registerNativeKernels(addon: NativeAddon): void {
     return addon.stridedCopy(x, offset, c.shape.length, c.shape, st);
   });
 
+  // Training's elementwise loops: bit-identical to the reference (double products, same order).
+  defineNativeKernel('adamwUpdate', (x, g, m, v, h) => {
+    const n = x.length;
+    if (g.length !== n || m.length !== n || v.length !== n) throw new RangeError(`native adamwUpdate: x, g, m, v must have one length, got ${n}, ${g.length}, ${m.length}, ${v.length}`);
+    for (const k of ['b1', 'b2', 'eps', 'decay', 'stepSize', 'bc2Sqrt'] as const) {
+      if (typeof h?.[k] !== 'number' || !Number.isFinite(h[k])) throw new RangeError(`native adamwUpdate: ${k} must be a finite number, got ${String(h?.[k])}`);
+    }
+    if (!(x instanceof Float32Array && g instanceof Float32Array && m instanceof Float32Array && v instanceof Float32Array) || n === 0) {
+      ref('adamwUpdate')(x, g, m, v, h);
+      return;
+    }
+    addon.adamwUpdate(x, g, m, v, h.b1, h.b2, h.eps, h.decay, h.stepSize, h.bc2Sqrt);
+  });
+
+  defineNativeKernel('dropout', (x, keep, scale) => {
+    if (!(keep instanceof Uint8Array) || keep.length !== x.length) throw new RangeError(`native dropout: keep must be a Uint8Array of ${x.length} entries, got ${typeName(keep)}`);
+    if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new RangeError(`native dropout: scale must be a finite number, got ${String(scale)}`);
+    if (!(x instanceof Float32Array) || x.length < NATIVE_COPY_MIN) return ref('dropout')(x, keep, scale);
+    return addon.dropout(x, keep, scale);
+  });
+
   defineNativeKernel('conv2d', (x, w, bias, d, precision) => {
     const v = convDims('conv2d', d), len = convLens(v);
     const bf16 = checkPrecision('conv2d', precision);
@@ -443,7 +464,7 @@ function registerSparseAttention(addon: NativeAddon): void {
 
 /** Names of the kernels registered above (for tests and `vilg info`). */
 export const NATIVE_KERNELS: readonly KernelName[] = [
-  'matmul', 'sumRows', 'stridedCopy', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
+  'matmul', 'sumRows', 'stridedCopy', 'adamwUpdate', 'dropout', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
   'groupNorm', 'groupNormBackward', 'softmax', 'softmaxBackward', 'unary', 'unaryBackward', 'binary',
   'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward', 'sparseAttentionRows',
 ];

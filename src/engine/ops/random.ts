@@ -78,7 +78,7 @@ export function dropout(x: Tensor, p: number, opts: DropoutOptions = {}): Tensor
   if (p === 0 || !training) return x;
   const gen = opts.generator ?? defaultGenerator;
   const keep = new Uint8Array(x.size); // [E]
-  for (let i = 0; i < keep.length; i++) keep[i] = gen.uniform() >= p ? 1 : 0;
+  gen.fillKeepMask(keep, p);            // keep[i] = uniform_i ≥ p
   const scale = 1 / (1 - p);
   const out = new Tensor(kernel('dropout')(x.data as FloatArray, keep, scale), x.shape); // [...]
   const xShape = x.shape; // backward needs the mask, not x

@@ -10,8 +10,31 @@
 // that every tensor sharing it (parameter(), detach()) sees the new values.
 
 import type { FloatArray } from '../dtype.js';
+import { defineKernel, kernel } from '../kernels.js';
 import { fmtShape, sameShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
+
+/** The per-parameter constants of one AdamW update (β's, ε, the decay factor and both bias corrections). */
+export interface AdamwHyper { b1: number; b2: number; eps: number; decay: number; stepSize: number; bc2Sqrt: number }
+
+declare module '../kernels.js' {
+  interface KernelMap {
+    /** One AdamW update of x, m, v in place (same length and float type): the formula above, products in double. */
+    adamwUpdate(x: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, h: AdamwHyper): void;
+  }
+}
+
+defineKernel('adamwUpdate', (x, g, m, v, { b1, b2, eps, decay, stepSize, bc2Sqrt }) => {
+  for (let j = 0; j < x.length; j++) {
+    const gj = g[j]!;
+    const mj = b1 * m[j]! + (1 - b1) * gj;
+    const vj = b2 * v[j]! + (1 - b2) * gj * gj;
+    m[j] = mj; v[j] = vj;
+    x[j] = x[j]! * decay; // stored first (f32-rounded), as PyTorch's param.mul_ is
+    // Read back the stored (possibly f32-rounded) values, as PyTorch's in-place buffers would be.
+    x[j] = x[j]! - stepSize * m[j]! / (Math.sqrt(v[j]!) / bc2Sqrt + eps);
+  }
+});
 
 export interface AdamWOptions {
   /** Learning rate; settable per step through `optimizer.lr` (schedules). */
@@ -122,16 +145,7 @@ export class AdamW {
       const stepSize = lr / (1 - b1 ** t);
       const bc2Sqrt = Math.sqrt(1 - b2 ** t);
       const x = p.data as FloatArray, gd = g.data as FloatArray; // [p.shape]
-      const m = this.m[i]!, v = this.v[i]!;                        // [p.shape]
-      for (let j = 0; j < x.length; j++) {
-        const gj = gd[j]!;
-        const mj = b1 * m[j]! + (1 - b1) * gj;
-        const vj = b2 * v[j]! + (1 - b2) * gj * gj;
-        m[j] = mj; v[j] = vj;
-        x[j] = x[j]! * decay; // stored first (f32-rounded), as PyTorch's param.mul_ is
-        // Read back the stored (possibly f32-rounded) values, as PyTorch's in-place buffers would be.
-        x[j] = x[j]! - stepSize * m[j]! / (Math.sqrt(v[j]!) / bc2Sqrt + eps);
-      }
+      kernel('adamwUpdate')(x, gd, this.m[i]!, this.v[i]!, { b1, b2, eps, decay, stepSize, bc2Sqrt }); // x, m, v in place
     });
   }
 
