@@ -98,6 +98,8 @@ export function referenceKernel<K extends KernelName>(name: K): KernelMap[K] {
   return impl;
 }
 
+/** Whether `name` is registered at all (its op module has been imported). */
+export function hasKernel(name: KernelName): boolean { return impls.reference[name] !== undefined; }
 export function hasNativeKernel(name: KernelName): boolean { return impls.native[name] !== undefined; }
 export function nativeKernelNames(): string[] { return Object.keys(impls.native); }
 

@@ -10,6 +10,7 @@
 import { allocStorage, bf16ArrayToF32, dtypeOfStorage, f32ArrayToBf16, isDType, type DType, type Storage, type StorageOf } from './dtype.js';
 import { assertShape, fmtShape, numel, sameShape, type Shape } from './shape.js';
 import { defaultGenerator, type Generator } from './random.js';
+import { hasKernel, kernel } from './kernels.js';
 
 /**
  * Where one input's gradient goes: the node that produced the input, the leaf tensor that collects it,
@@ -286,6 +287,11 @@ function addSameShape(a: Tensor, b: Tensor): Tensor {
   const x = a.dtype === 'bf16' ? bf16ArrayToF32(a.data as Uint16Array) : a.data;
   const y = b.dtype === 'bf16' ? bf16ArrayToF32(b.data as Uint16Array) : b.data;
   if (a.dtype === 'bf16') return new Tensor(f32ArrayToBf16(Array.from(x, (v, i) => v + y[i]!)), a.shape);
+  // Large f32 sums (residual streams, shared weights) go through the backend's add kernel: the same
+  // correctly rounded f32 sums as the loop below, without a JS pass over millions of elements.
+  if (x instanceof Float32Array && y instanceof Float32Array && x.length >= 4096 && hasKernel('binary')) {
+    return new Tensor(kernel('binary')('add', x, a.shape, y, a.shape, a.shape), a.shape);
+  }
   for (let i = 0; i < out.length; i++) out[i] = x[i]! + y[i]!;
   return new Tensor(out, a.shape);
 }

@@ -6,8 +6,8 @@
 // a head-first copy of q, k and v per layer and, in backward, scatters each of dq, dk, dv into a zeroed
 // [3, B, H, S, Dh] tensor and sums the three (five 3·U-sized arrays per layer, U = B·S·D floats). Here
 // forward makes one head-first copy (q, k, v are views of it, saved by the attention kernel as before)
-// and backward writes dq, dk, dv straight into one packed gradient: the same values, a third of the
-// memory traffic, and nothing for the GC to chase.
+// and backward stacks dq, dk, dv and gathers them once into the packed gradient (two native copies, one
+// transient 3·U stack): the same values, far less memory traffic, and nothing for the GC to chase.
 //
 // The attention itself is any of the engine's attention ops (`attend`: scaledDotProductAttention with a
 // mask, or sparseAttention over a pattern); this op runs its recorded backward directly.
@@ -53,7 +53,7 @@ function mergeHeads(o: FloatArray, B: number, H: number, S: number, Dh: number):
 }
 
 /**
- * g [B, S, D] → the attention node's own backward on g per head → dqkv [B, S, 3·D] written in place.
+ * g [B, S, D] → the attention node's own backward on g per head → dqkv [B, S, 3·D].
  * A closure over sizes and the inner node only (which holds what the attention kernel saved).
  */
 function packedBackward(inner: GradNode, B: number, H: number, S: number, Dh: number) {
@@ -62,20 +62,12 @@ function packedBackward(inner: GradNode, B: number, H: number, S: number, Dh: nu
     const [sB, sS, sH] = stridesOf([B, S, H, Dh]) as [number, number, number];
     const gHeads = new Tensor(kernel('stridedCopy')(g.data, 0, [sB, sH, sS, 1], [B, H, S, Dh]), [B, H, S, Dh]); // [B, H, S, Dh]
     const grads = inner.run(gHeads, [true, true, true]);                            // dq, dk, dv [B, H, S, Dh]
-    const gd = g.data as FloatArray;
-    const dqkv = allocLike(gd, B * S * 3 * D);                                     // [B, S, 3, H, Dh], zeros
-    grads.forEach((gt, t) => {
-      if (gt === null) return;
-      const src = gt.data as FloatArray;
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < H; h++) {
-          for (let s = 0; s < S; s++) {
-            const from = ((b * H + h) * S + s) * Dh, to = ((b * S + s) * 3 + t) * D + h * Dh;
-            dqkv.set(src.subarray(from, from + Dh), to);
-          }
-        }
-      }
-    });
+    // Stack dq | dk | dv head-first, then one gather into the packed layout (both native copies).
+    const U = B * H * S * Dh, gd = g.data as FloatArray;
+    const parts = grads.map((gt) => (gt === null ? allocLike(gd, U) : gt.data as FloatArray)); // 3 × [B, H, S, Dh] (zeros if unused)
+    const stacked = kernel('concat')(parts, 1, [U, U, U]) as FloatArray;                       // [3, B, H, S, Dh]
+    const [sT, sB2, sH2, sS2] = stridesOf([3, B, H, S, Dh]) as [number, number, number, number];
+    const dqkv = kernel('stridedCopy')(stacked, 0, [sB2, sS2, sT, sH2, 1], [B, S, 3, H, Dh]);  // [B, S, 3, H, Dh]
     return [new Tensor(dqkv, [B, S, 3 * D])];
   };
 }
