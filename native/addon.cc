@@ -100,6 +100,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"stridedCopy", StridedCopy},
       {"adamwUpdate", AdamwUpdate},
       {"dropout", Dropout},
+      {"sumSquares", SumSquares},
+      {"scale", Scale},
       {"conv2d", Conv2d},
       {"conv2dBackwardData", Conv2dBackwardData},
       {"conv2dBackwardWeights", Conv2dBackwardWeights},

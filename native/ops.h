@@ -24,6 +24,8 @@ Napi::Value SumRows(const Napi::CallbackInfo& info);
 Napi::Value StridedCopy(const Napi::CallbackInfo& info);
 Napi::Value AdamwUpdate(const Napi::CallbackInfo& info);
 Napi::Value Dropout(const Napi::CallbackInfo& info);
+Napi::Value SumSquares(const Napi::CallbackInfo& info);
+Napi::Value Scale(const Napi::CallbackInfo& info);
 Napi::Value Conv2d(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info);

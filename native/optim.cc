@@ -1,4 +1,5 @@
-// Elementwise training kernels that were JS loops: the AdamW update and dropout's masked scale.
+// Elementwise training kernels that were JS loops: the AdamW update, dropout's masked scale, and
+// gradient clipping's sum of squares and scale.
 //
 // adamwUpdate(x, g, m, v, b1, b2, eps, decay, stepSize, bc2Sqrt) updates x, m, v in place (all f32, one
 // length) with exactly the arithmetic of the reference (src/engine/optim/adamw.ts): every product in
@@ -10,7 +11,9 @@
 // backward on the gradient with the same mask).
 #include "ops.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace vilg {
 
@@ -56,6 +59,47 @@ Napi::Value Dropout(const Napi::CallbackInfo& info) {
     float* o = out.Data();
 #pragma omp parallel for schedule(static) if (n >= 65536)
     for (int64_t i = 0; i < static_cast<int64_t>(n); i++) o[i] = ks[i] != 0 ? static_cast<float>(xs[i] * scale) : 0.0f;
+    return out;
+  });
+}
+
+}  // namespace vilg
+
+namespace vilg {
+
+// sumSquares(x) → Σ x[i]² in double. Fixed 64 Ki-element chunks summed in order, so the result does
+// not depend on the thread count (the reference sums in one pass; they agree to double rounding).
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Args args(info, "sumSquares", 1);
+    const Array x = args.array(0, "x", 0);
+    const int64_t n = static_cast<int64_t>(x.length), chunk = 65536, chunks = (n + chunk - 1) / chunk;
+    std::vector<double> part(static_cast<size_t>(chunks), 0.0);
+    const float* xs = x.f32();
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; c++) {
+      double s = 0;
+      for (int64_t i = c * chunk, end = std::min(n, (c + 1) * chunk); i < end; i++) s += static_cast<double>(xs[i]) * xs[i];
+      part[static_cast<size_t>(c)] = s;
+    }
+    double total = 0;
+    for (double s : part) total += s;
+    return Napi::Number::New(args.env(), total);
+  });
+}
+
+// scale(x, c) → Float32Array: out[i] = f32(x[i]·c), c a double (gradient clipping).
+Napi::Value Scale(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Args args(info, "scale", 2);
+    const Array x = args.array(0, "x", 0);
+    const double c = args.number(1, "c");
+    const size_t n = x.length;
+    Napi::Float32Array out = new_f32(args.env(), n);
+    const float* xs = x.f32();
+    float* o = out.Data();
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (int64_t i = 0; i < static_cast<int64_t>(n); i++) o[i] = static_cast<float>(xs[i] * c);
     return out;
   });
 }

@@ -156,6 +156,19 @@ test('native adamwUpdate and dropout are bit-identical to the reference; bad inp
   assert.throws(() => addon!.dropout(a, new Uint8Array(10), 2), RangeError);
 });
 
+test('native sumSquares (chunked, thread-count independent) and scale match the reference', { skip }, () => {
+  const g = new Generator(16);
+  for (const n of [3, 5000, 300_000]) {
+    const x = randArr(g, n, -3, 3);
+    const want = ref('sumSquares')(x);
+    assert.ok(Math.abs(nat('sumSquares')(x) - want) <= 1e-12 * want, `sumSquares n ${n}`);
+    assert.deepEqual(nat('scale')(x, 0.123456789), ref('scale')(x, 0.123456789), `scale n ${n}`);
+  }
+  assert.equal(nat('sumSquares')(new Float32Array(0)), 0);
+  assert.throws(() => nat('scale')(new Float32Array(5000), Infinity), /c must be a finite number/);
+  assert.throws(() => addon!.scale(new Float32Array(5000), NaN), RangeError);
+});
+
 test('native matmul bf16: f32 inputs rounded, bf16 storage and mixed inputs', { skip }, () => {
   const g = new Generator(2);
   for (const { d, la, lb } of mmCases()) {

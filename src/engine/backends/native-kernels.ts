@@ -230,6 +230,12 @@ export function registerNativeKernels(addon: NativeAddon): void {
     return addon.dropout(x, keep, scale);
   });
 
+  defineNativeKernel('sumSquares', (x) => (x instanceof Float32Array && x.length >= NATIVE_COPY_MIN ? addon.sumSquares(x) : ref('sumSquares')(x)));
+  defineNativeKernel('scale', (x, c) => {
+    if (typeof c !== 'number' || !Number.isFinite(c)) throw new RangeError(`native scale: c must be a finite number, got ${String(c)}`);
+    return x instanceof Float32Array && x.length >= NATIVE_COPY_MIN ? addon.scale(x, c) : ref('scale')(x, c);
+  });
+
   defineNativeKernel('conv2d', (x, w, bias, d, precision) => {
     const v = convDims('conv2d', d), len = convLens(v);
     const bf16 = checkPrecision('conv2d', precision);
@@ -464,7 +470,7 @@ function registerSparseAttention(addon: NativeAddon): void {
 
 /** Names of the kernels registered above (for tests and `vilg info`). */
 export const NATIVE_KERNELS: readonly KernelName[] = [
-  'matmul', 'sumRows', 'stridedCopy', 'adamwUpdate', 'dropout', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
+  'matmul', 'sumRows', 'stridedCopy', 'adamwUpdate', 'dropout', 'sumSquares', 'scale', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
   'groupNorm', 'groupNormBackward', 'softmax', 'softmaxBackward', 'unary', 'unaryBackward', 'binary',
   'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward', 'sparseAttentionRows',
 ];

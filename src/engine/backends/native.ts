@@ -55,6 +55,10 @@ export interface NativeAddon {
   adamwUpdate(x: F32, g: F32, m: F32, v: F32, b1: number, b2: number, eps: number, decay: number, stepSize: number, bc2Sqrt: number): void;
   /** out[i] = keep[i] ? x[i]·scale : 0. */
   dropout(x: F32, keep: Uint8Array, scale: number): F32;
+  /** Σ x² in double (fixed chunks: independent of the thread count). */
+  sumSquares(x: F32): number;
+  /** out = x · c (c a double), rounded to f32. */
+  scale(x: F32, c: number): F32;
   conv2d(x: F32 | U16, w: F32 | U16, bias: F32 | null, dims: number[], bf16: boolean): F32;
   conv2dBackwardData(g: F32 | U16, w: F32 | U16, dims: number[], bf16: boolean): F32;
   conv2dBackwardWeights(x: F32 | U16, g: F32 | U16, dims: number[], withBias: boolean, bf16: boolean): { dw: F32; dbias: F32 | null };
@@ -85,7 +89,7 @@ export interface NativeAddon {
 }
 
 const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
-  'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'configurePool', 'poolStats', 'matmul', 'sumRows', 'stridedCopy', 'adamwUpdate', 'dropout', 'conv2d', 'conv2dBackwardData',
+  'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'configurePool', 'poolStats', 'matmul', 'sumRows', 'stridedCopy', 'adamwUpdate', 'dropout', 'sumSquares', 'scale', 'conv2d', 'conv2dBackwardData',
   'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'softmax',
   'softmaxBackward', 'unary', 'unaryBackward', 'binary', 'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward',
   'sparseAttentionRows',

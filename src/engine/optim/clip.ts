@@ -1,8 +1,30 @@
 // Gradient clipping by global L2 norm, as torch.nn.utils.clip_grad_norm_.
 // Legend: P parameters; the norm is taken over the concatenation of all their gradients.
 
-import type { FloatArray } from '../dtype.js';
+import { allocLike, type FloatArray } from '../dtype.js';
+import { defineKernel, kernel } from '../kernels.js';
 import { Tensor } from '../tensor.js';
+
+declare module '../kernels.js' {
+  interface KernelMap {
+    /** Σ x[i]² accumulated in double. */
+    sumSquares(x: FloatArray): number;
+    /** out[i] = x[i] · c (c a double; the product rounded to x's float type). */
+    scale(x: FloatArray, c: number): FloatArray;
+  }
+}
+
+defineKernel('sumSquares', (x) => {
+  let sq = 0;
+  for (let j = 0; j < x.length; j++) sq += x[j]! * x[j]!;
+  return sq;
+});
+
+defineKernel('scale', (x, c) => {
+  const out = allocLike(x, x.length); // [E]
+  for (let j = 0; j < x.length; j++) out[j] = x[j]! * c;
+  return out;
+});
 
 /**
  * Computes ‖concat(grads)‖₂ over every parameter with a gradient and, when it exceeds `maxNorm`,
@@ -23,12 +45,9 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
     grads.push(p.grad);
   });
 
-  // Sum of squares in a JS double: no f32 overflow for large gradients.
+  // Sum of squares in double: no f32 overflow for large gradients.
   let sq = 0;
-  for (const g of grads) {
-    const d = g.data as FloatArray;
-    for (let j = 0; j < d.length; j++) sq += d[j]! * d[j]!;
-  }
+  for (const g of grads) sq += kernel('sumSquares')(g.data as FloatArray);
   const norm = Math.sqrt(sq);
   if (!Number.isFinite(norm)) return norm;
 
@@ -37,10 +56,7 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
   for (const p of params) {
     const g = p.grad;
     if (g === null) continue;
-    const src = g.data as FloatArray;            // [p.shape]
-    const out = src.slice();                      // [p.shape], a fresh array: the old grad is not mutated
-    for (let j = 0; j < out.length; j++) out[j] = src[j]! * coef;
-    p.grad = new Tensor(out, g.shape);
+    p.grad = new Tensor(kernel('scale')(g.data as FloatArray, coef), g.shape); // [p.shape], fresh: the old grad is not mutated
   }
   return norm;
 }
