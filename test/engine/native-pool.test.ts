@@ -189,8 +189,11 @@ test('pooled outputs moved out of a worker outlive it; its leftovers return when
     parentPort.postMessage({ y, kept: keep.length }, [y.buffer]);`;
   await collectUntil(() => a.poolStats().liveBytes === 0, 'no pooled output alive before the worker starts');
   const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`));
+  // Listen for 'exit' from the start: a worker that posts and exits at once may emit it before a later
+  // once('exit') is attached, leaving the test awaiting an event that already happened.
+  const exited = new Promise((resolve) => w.once('exit', resolve));
   const msg = await new Promise<{ y: Float32Array; kept: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
-  await new Promise((resolve) => w.once('exit', resolve));
+  await exited;
   assert.equal(msg.kept, 3);
   const x = new Float32Array(N).map((_, i) => (i % 5) - 2);
   assertRelu(msg.y, x, 'output made in the exited worker');

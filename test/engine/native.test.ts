@@ -491,8 +491,11 @@ test('native addon loads and runs in a worker thread that then exits', { skip },
     const y = E.nativeAddon().unary('relu', Float32Array.from([-1, 3]));
     parentPort.postMessage(Array.from(y));`;
   const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`));
+  // Listen for 'exit' from the start: a worker that posts and exits at once may emit it before a later
+  // once('exit') is attached, leaving the test awaiting an event that already happened.
+  const exited = new Promise((resolve) => w.once('exit', resolve));
   const msg = await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
   assert.deepEqual(msg, [0, 3]);
-  await new Promise((resolve) => w.once('exit', resolve));
+  await exited;
   assert.deepEqual(Array.from(addon!.unary('relu', Float32Array.from([2, -2]))), [2, 0]); // main thread still fine
 });
