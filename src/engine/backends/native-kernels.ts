@@ -20,7 +20,7 @@ import type { NativeAddon } from './native.js';
 const UNARY_KINDS: readonly UnaryKind[] = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'tanh', 'sigmoid', 'relu', 'gelu', 'gelu_tanh', 'silu'];
 const BINARY_KINDS: readonly BinaryKind[] = ['add', 'sub', 'mul', 'div'];
 const MAX_NATIVE_RANK = 12; // DNNL_MAX_NDIMS
-const NATIVE_COPY_MIN = 4096; // elements: below this a JS copy beats the call overhead
+const NATIVE_MIN_ELEMENTS = 4096; // copies, dropout, clipping: below this the JS loop beats the call overhead
 
 // ---------------------------------------------------------------- checks
 
@@ -197,7 +197,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   // per-call cost is repaid; other dtypes, small or empty copies and negative strides stay in JS.
   defineNativeKernel('stridedCopy', (x, offset, strides, outShape) => {
     const n = numel(outShape);
-    if (!(x instanceof Float32Array) || n < NATIVE_COPY_MIN || strides.some((s) => s < 0) || strides.length !== outShape.length) {
+    if (!(x instanceof Float32Array) || n < NATIVE_MIN_ELEMENTS || strides.some((s) => s < 0) || strides.length !== outShape.length) {
       return ref('stridedCopy')(x, offset, strides, outShape);
     }
     const c = coalesceDims(outShape, [strides]);
@@ -226,14 +226,14 @@ export function registerNativeKernels(addon: NativeAddon): void {
   defineNativeKernel('dropout', (x, keep, scale) => {
     if (!(keep instanceof Uint8Array) || keep.length !== x.length) throw new RangeError(`native dropout: keep must be a Uint8Array of ${x.length} entries, got ${typeName(keep)}`);
     if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new RangeError(`native dropout: scale must be a finite number, got ${String(scale)}`);
-    if (!(x instanceof Float32Array) || x.length < NATIVE_COPY_MIN) return ref('dropout')(x, keep, scale);
+    if (!(x instanceof Float32Array) || x.length < NATIVE_MIN_ELEMENTS) return ref('dropout')(x, keep, scale);
     return addon.dropout(x, keep, scale);
   });
 
-  defineNativeKernel('sumSquares', (x) => (x instanceof Float32Array && x.length >= NATIVE_COPY_MIN ? addon.sumSquares(x) : ref('sumSquares')(x)));
+  defineNativeKernel('sumSquares', (x) => (x instanceof Float32Array && x.length >= NATIVE_MIN_ELEMENTS ? addon.sumSquares(x) : ref('sumSquares')(x)));
   defineNativeKernel('scale', (x, c) => {
     if (typeof c !== 'number' || !Number.isFinite(c)) throw new RangeError(`native scale: c must be a finite number, got ${String(c)}`);
-    return x instanceof Float32Array && x.length >= NATIVE_COPY_MIN ? addon.scale(x, c) : ref('scale')(x, c);
+    return x instanceof Float32Array && x.length >= NATIVE_MIN_ELEMENTS ? addon.scale(x, c) : ref('scale')(x, c);
   });
 
   defineNativeKernel('conv2d', (x, w, bias, d, precision) => {
