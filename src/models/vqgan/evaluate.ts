@@ -6,7 +6,7 @@
 import { Tensor, noGrad } from '../../engine/tensor.js';
 import { meanPsnr, meanSsim } from '../../eval/image-metrics.js';
 import type { Dataset, Split } from '../../data/format.js';
-import { CheckerTally, checkScene, compareScene } from '../../data/shapes/checker.js';
+import { COMPARISON_FIELDS, CheckerTally, checkScene, compareScene, type ComparisonField } from '../../data/shapes/checker.js';
 import { sceneAttrsOf } from '../../data/shapes/prepare.js';
 import { tensorToRgb } from '../../util/png.js';
 import { CodebookUsage } from './codebook.js';
@@ -114,7 +114,7 @@ export interface TokenizerEvaluation {
    * reconstructions, per field and all together — the ceiling this tokenizer sets for any generator
    * whose images it decodes (issue 7's "gold image sequence" bound).
    */
-  attributes?: { all: number; count: number; colour: number; shape: number; size: number; position: number; relation: number; scenes: number };
+  attributes?: Record<'all' | ComparisonField, number> & { scenes: number };
 }
 
 export interface EvaluateOptions {
@@ -161,8 +161,8 @@ export function evaluateTokenizer(model: VQModel, dataset: Dataset, split: Split
     count: done,
     ...(tally.total.all > 0 ? {
       attributes: {
-        all: tally.accuracy('all'), count: tally.accuracy('count'), colour: tally.accuracy('colour'), shape: tally.accuracy('shape'),
-        size: tally.accuracy('size'), position: tally.accuracy('position'), relation: tally.accuracy('relation'), scenes: tally.total.all,
+        ...(Object.fromEntries((['all', ...COMPARISON_FIELDS] as const).map((f) => [f, tally.accuracy(f)])) as Record<'all' | ComparisonField, number>),
+        scenes: tally.total.all,
       },
     } : {}),
   };
