@@ -9,7 +9,7 @@
       'sources': [
         'native/addon.cc', 'native/common.cc', 'native/memory.cc', 'native/pool.cc', 'native/matmul.cc', 'native/conv.cc',
         'native/norm.cc', 'native/groupnorm.cc', 'native/softmax.cc', 'native/eltwise.cc', 'native/attention.cc',
-        'native/sparse_attention.cc', 'native/copy.cc', 'native/optim.cc'
+        'native/sparse_attention.cc', 'native/copy.cc', 'native/optim.cc', 'native/loss.cc'
       ],
       'dependencies': ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       'defines': ['NAPI_VERSION=8', 'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS'],  # a worker thread terminated mid-call must not abort the process

@@ -102,6 +102,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"dropout", Dropout},
       {"sumSquares", SumSquares},
       {"scale", Scale},
+      {"crossEntropy", CrossEntropy},
+      {"crossEntropyBackward", CrossEntropyBackward},
       {"conv2d", Conv2d},
       {"conv2dBackwardData", Conv2dBackwardData},
       {"conv2dBackwardWeights", Conv2dBackwardWeights},

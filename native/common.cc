@@ -191,6 +191,24 @@ Array Args::bytes(size_t i, const char* name, size_t need) const {
   return a;
 }
 
+const int32_t* Args::int32s(size_t i, const char* name, size_t need) const {
+  const size_t length = int32_length(i, name);
+  Napi::TypedArray ta = info_[i].As<Napi::TypedArray>();
+  if (ta.ArrayBuffer().IsDetached()) throw_type(env_, fn_, std::string(name) + "'s buffer is detached");
+  if (length != need) {
+    throw_range(env_, fn_, std::string(name) + " has " + std::to_string(length) + " elements, expected " + std::to_string(need));
+  }
+  return reinterpret_cast<const int32_t*>(static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+}
+
+size_t Args::int32_length(size_t i, const char* name) const {
+  Napi::Value v = info_[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw_type(env_, fn_, std::string(name) + " must be an Int32Array");
+  }
+  return v.As<Napi::TypedArray>().ElementLength();
+}
+
 Array Args::optional_array(size_t i, const char* name, size_t need) const {
   if (info_[i].IsNull() || info_[i].IsUndefined()) return Array{};
   return array(i, name, need);

@@ -145,6 +145,10 @@ class Args {
   Array array(size_t i, const char* name, size_t need, bool allow_bf16 = false) const;
   /** A live Uint8Array with at least `need` elements (attention masks). */
   Array bytes(size_t i, const char* name, size_t need) const;
+  /** A live Int32Array with exactly `need` elements (CSR patterns, class targets). */
+  const int32_t* int32s(size_t i, const char* name, size_t need) const;
+  /** The element count of the Int32Array argument i (to size a later int32s()). */
+  size_t int32_length(size_t i, const char* name) const;
   /** Like array(), but null is allowed (returns an Array with data == nullptr). */
   Array optional_array(size_t i, const char* name, size_t need) const;
   /** A JS array of `count` integers ≥ 0 (conv dims). */

@@ -26,6 +26,8 @@ Napi::Value AdamwUpdate(const Napi::CallbackInfo& info);
 Napi::Value Dropout(const Napi::CallbackInfo& info);
 Napi::Value SumSquares(const Napi::CallbackInfo& info);
 Napi::Value Scale(const Napi::CallbackInfo& info);
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info);
+Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info);
 Napi::Value Conv2d(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackwardWeights(const Napi::CallbackInfo& info);

@@ -32,31 +32,15 @@ struct SparseDims {
   size_t qk_len, v_len;
 };
 
-/** A live Int32Array with exactly `need` elements (rowPtr, cols, keyValid). */
-const int32_t* int32_array(const Args& args, const Napi::CallbackInfo& info, size_t i, const char* name, size_t need) {
-  Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw_type(args.env(), args.fn(), std::string(name) + " must be an Int32Array");
-  }
-  Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  if (ta.ArrayBuffer().IsDetached()) throw_type(args.env(), args.fn(), std::string(name) + "'s buffer is detached");
-  if (ta.ElementLength() != need) {
-    throw_range(args.env(), args.fn(), std::string(name) + " has " + std::to_string(ta.ElementLength()) + " elements, expected " + std::to_string(need));
-  }
-  return reinterpret_cast<const int32_t*>(static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
-}
-
 /** Reads dims (from argument `first`) and the CSR pattern, checking that every index stays in range. */
 SparseDims read_dims(const Args& args, const Napi::CallbackInfo& info, size_t first, const int32_t** row_ptr, const int32_t** cols) {
   SparseDims d{args.dim(first, "b", 0), args.dim(first + 1, "h", 0), args.dim(first + 2, "s", 0), args.dim(first + 3, "dh"),
                args.dim(first + 4, "dv", 0), 0, static_cast<float>(args.number(first + 5, "scale")), 0, 0};
   const Napi::Env& env = args.env();
   if (d.s >= (int64_t(1) << 31)) throw_range(env, args.fn(), "s must be < 2^31");
-  *row_ptr = int32_array(args, info, 3, "rowPtr", static_cast<size_t>(d.s) + 1);
-  Napi::Value cv = info[4];
-  if (!cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, args.fn(), "cols must be an Int32Array");
-  d.nnz = static_cast<int64_t>(cv.As<Napi::TypedArray>().ElementLength());
-  *cols = int32_array(args, info, 4, "cols", static_cast<size_t>(d.nnz));
+  *row_ptr = args.int32s(3, "rowPtr", static_cast<size_t>(d.s) + 1);
+  d.nnz = static_cast<int64_t>(args.int32_length(4, "cols"));
+  *cols = args.int32s(4, "cols", static_cast<size_t>(d.nnz));
   const int32_t* rp = *row_ptr;
   if (rp[0] != 0 || rp[d.s] != d.nnz) throw_range(env, args.fn(), "rowPtr must run from 0 to nnz");
   for (int64_t i = 0; i < d.s; i++) {
@@ -274,7 +258,7 @@ Napi::Value SparseAttention(const Napi::CallbackInfo& info) {
     const bool bf16 = args.flag(12, "bf16");
     const Array q = args.array(0, "q", d.qk_len), k = args.array(1, "k", d.qk_len), v = args.array(2, "v", d.v_len);
     const bool has_valid = !(info[5].IsNull() || info[5].IsUndefined());
-    const int32_t* valid = has_valid ? int32_array(args, info, 5, "keyValid", product(args.env(), args.fn(), {d.b, d.s})) : nullptr;
+    const int32_t* valid = has_valid ? args.int32s(5, "keyValid", product(args.env(), args.fn(), {d.b, d.s})) : nullptr;
     const Napi::Env& env = args.env();
     const int64_t bh = d.b * d.h, s = d.s, nnz = d.nnz, dh = d.dh, dv = d.dv;
     Napi::Float32Array out = new_f32(env, d.v_len), probs = new_f32(env, static_cast<size_t>(bh * nnz));
@@ -347,16 +331,12 @@ Napi::Value SparseAttentionRows(const Napi::CallbackInfo& info) {
     const int64_t q0 = args.dim(10, "q0", 0), dh = args.dim(11, "dh"), dv = args.dim(12, "dv", 0);
     const float scale = static_cast<float>(args.number(13, "scale"));
     const bool bf16 = args.flag(14, "bf16");
-    Napi::Value rv = info[3];
-    if (!rv.IsTypedArray() || rv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, args.fn(), "rowPtr must be an Int32Array");
-    const int64_t s = static_cast<int64_t>(rv.As<Napi::TypedArray>().ElementLength()) - 1;  // the pattern's positions
+    const int64_t s = static_cast<int64_t>(args.int32_length(3, "rowPtr")) - 1;  // the pattern's positions
     if (s < 0) throw_range(env, args.fn(), "rowPtr is empty");
     if (q0 + sq > s || q0 + sq > sk) throw_range(env, args.fn(), "rows [q0, q0 + sq) must lie inside the pattern and the cache");
-    const int32_t* row_ptr = int32_array(args, info, 3, "rowPtr", static_cast<size_t>(s) + 1);
-    Napi::Value cv = info[4];
-    if (!cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, args.fn(), "cols must be an Int32Array");
-    const int64_t nnz = static_cast<int64_t>(cv.As<Napi::TypedArray>().ElementLength());
-    const int32_t* cols = int32_array(args, info, 4, "cols", static_cast<size_t>(nnz));
+    const int32_t* row_ptr = args.int32s(3, "rowPtr", static_cast<size_t>(s) + 1);
+    const int64_t nnz = static_cast<int64_t>(args.int32_length(4, "cols"));
+    const int32_t* cols = args.int32s(4, "cols", static_cast<size_t>(nnz));
     // Only the rows read here need checking: entries in range, and every key already in the cache.
     const int64_t e_base = row_ptr[q0], e_end = row_ptr[q0 + sq];
     if (e_base < 0 || e_end > nnz || e_end < e_base) throw_range(env, args.fn(), "rowPtr is out of range for cols");
@@ -370,7 +350,7 @@ Napi::Value SparseAttentionRows(const Napi::CallbackInfo& info) {
     const size_t v_len = product(env, args.fn(), {b, h, sk, dv}), out_len = product(env, args.fn(), {b, h, sq, dv});
     const Array q = args.array(0, "q", q_len), k = args.array(1, "k", k_len), v = args.array(2, "v", v_len);
     const bool has_valid = !(info[5].IsNull() || info[5].IsUndefined());
-    const int32_t* valid = has_valid ? int32_array(args, info, 5, "keyValid", product(env, args.fn(), {b, sk})) : nullptr;
+    const int32_t* valid = has_valid ? args.int32s(5, "keyValid", product(env, args.fn(), {b, sk})) : nullptr;
     const int64_t bh = b * h, row_nnz = e_end - e_base;
     Napi::Float32Array out = new_f32(env, out_len);
     auto* probs = static_cast<float*>(scratch(kSlotE, static_cast<size_t>(std::max<int64_t>(1, bh * row_nnz)) * sizeof(float)));  // [BH, row nnz], not returned

@@ -169,6 +169,40 @@ test('native sumSquares (chunked, thread-count independent) and scale match the 
   assert.throws(() => addon!.scale(new Float32Array(5000), NaN), RangeError);
 });
 
+test('native crossEntropy and its backward match the reference (ignored rows, smoothing, a NaN row); bad input is an error', { skip }, () => {
+  const g = new Generator(17);
+  // 37 × 513 and 300 × 1000 run native (≥ 4096 logits); 3 × 5 falls back to the reference.
+  for (const [rows, cols] of [[3, 5], [37, 513], [300, 1000]] as const) {
+    for (const eps of [0, 0.1]) {
+      const x = randArr(g, rows * cols, -8, 8);
+      const t = Int32Array.from({ length: rows }, (_, r) => (r % 7 === 3 ? -100 : g.int(cols)));
+      if (rows > 3) x[5 * cols + 2] = NaN; // row 5: NaN loss, lse and gradient on both sides
+      const got = nat('crossEntropy')(x, t, rows, cols, -100, eps), want = ref('crossEntropy')(x, t, rows, cols, -100, eps);
+      const gr = randArr(g, rows, 0.5, 2);
+      const dx = nat('crossEntropyBackward')(x, t, got.lse, gr, rows, cols, -100, eps);
+      const dxWant = ref('crossEntropyBackward')(x, t, want.lse, gr, rows, cols, -100, eps);
+      for (const [a, b, what] of [[got.loss, want.loss, 'loss'], [got.lse, want.lse, 'lse'], [dx, dxWant, 'dlogits']] as const) {
+        for (let i = 0; i < b.length; i++) {
+          const ok = Number.isNaN(b[i]!) ? Number.isNaN(a[i]!) : Math.abs(a[i]! - b[i]!) <= 1e-6 * Math.abs(b[i]!) + 1e-30;
+          assert.ok(ok, `${what} [${i}] ${a[i]} vs ${b[i]} (${rows}×${cols}, ε ${eps})`);
+        }
+      }
+      if (rows > 3) {
+        assert.equal(got.loss[3], 0, 'an ignored row has no loss');
+        assert.ok(dx.subarray(3 * cols, 4 * cols).every((v) => v === 0), 'an ignored row has no gradient');
+      }
+    }
+  }
+  const x = new Float32Array(5000), t = new Int32Array(10);
+  assert.throws(() => nat('crossEntropy')(x, new Float32Array(10) as unknown as Int32Array, 10, 500, -100, 0), /targets must be an Int32Array of 10/);
+  assert.throws(() => nat('crossEntropy')(x, t, 10, 500, -100, 2), /labelSmoothing must be in \[0, 1\]/);
+  assert.throws(() => nat('crossEntropyBackward')(x, t, new Float32Array(9), new Float32Array(10), 10, 500, -100, 0), /lse has 9 elements/);
+  // The addon re-checks what TypeScript checked: a target outside [0, cols) is a RangeError, not a read out of bounds.
+  assert.throws(() => addon!.crossEntropy(x, Int32Array.from({ length: 10 }, () => 500), 10, 500, -100, 0), /outside \[0, cols\)/);
+  assert.throws(() => addon!.crossEntropy(x, new Int32Array(9), 10, 500, -100, 0), RangeError);
+  assert.throws(() => addon!.crossEntropyBackward(x, t, new Float32Array(10), new Float32Array(3), 10, 500, -100, 0), RangeError);
+});
+
 test('native matmul bf16: f32 inputs rounded, bf16 storage and mixed inputs', { skip }, () => {
   const g = new Generator(2);
   for (const { d, la, lb } of mmCases()) {

@@ -236,6 +236,31 @@ export function registerNativeKernels(addon: NativeAddon): void {
     return x instanceof Float32Array && x.length >= NATIVE_MIN_ELEMENTS ? addon.scale(x, c) : ref('scale')(x, c);
   });
 
+  // Cross-entropy: f32 logits of at least NATIVE_MIN_ELEMENTS go native (the same double arithmetic, row-parallel).
+  const ceNative = (x: unknown, t: unknown, rows: number, cols: number, ignoreIndex: number, eps: number): boolean => {
+    checkDim('crossEntropy', 'rows', rows, 0); checkDim('crossEntropy', 'cols', cols);
+    if (!(t instanceof Int32Array) || t.length !== rows) throw new RangeError(`native crossEntropy: targets must be an Int32Array of ${rows} entries, got ${typeName(t)}`);
+    if (typeof eps !== 'number' || !(eps >= 0 && eps <= 1)) throw new RangeError(`native crossEntropy: labelSmoothing must be in [0, 1], got ${String(eps)}`);
+    // An ignoreIndex outside int32 matches no target: the reference handles it (the addon takes int32-range values).
+    return x instanceof Float32Array && rows * cols >= NATIVE_MIN_ELEMENTS && Number.isInteger(ignoreIndex) && Math.abs(ignoreIndex) < 2 ** 31;
+  };
+  defineNativeKernel('crossEntropy', (x, t, rows, cols, ignoreIndex, eps) => {
+    const native = ceNative(x, t, rows, cols, ignoreIndex, eps);
+    checkLen('crossEntropy', 'x', x, rows * cols);
+    if (!native) return ref('crossEntropy')(x, t, rows, cols, ignoreIndex, eps);
+    return addon.crossEntropy(x as Float32Array, t, rows, cols, ignoreIndex, eps);
+  });
+  defineNativeKernel('crossEntropyBackward', (x, t, lse, g, rows, cols, ignoreIndex, eps) => {
+    const native = ceNative(x, t, rows, cols, ignoreIndex, eps);
+    checkLen('crossEntropyBackward', 'x', x, rows * cols);
+    checkLen('crossEntropyBackward', 'lse', lse, rows);
+    checkLen('crossEntropyBackward', 'g', g, rows);
+    if (!native || !(lse instanceof Float32Array) || !(g instanceof Float32Array)) {
+      return ref('crossEntropyBackward')(x, t, lse, g, rows, cols, ignoreIndex, eps);
+    }
+    return addon.crossEntropyBackward(x as Float32Array, t, lse, g, rows, cols, ignoreIndex, eps);
+  });
+
   defineNativeKernel('conv2d', (x, w, bias, d, precision) => {
     const v = convDims('conv2d', d), len = convLens(v);
     const bf16 = checkPrecision('conv2d', precision);
@@ -470,7 +495,7 @@ function registerSparseAttention(addon: NativeAddon): void {
 
 /** Names of the kernels registered above (for tests and `vilg info`). */
 export const NATIVE_KERNELS: readonly KernelName[] = [
-  'matmul', 'sumRows', 'stridedCopy', 'adamwUpdate', 'dropout', 'sumSquares', 'scale', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
+  'matmul', 'sumRows', 'stridedCopy', 'adamwUpdate', 'dropout', 'sumSquares', 'scale', 'crossEntropy', 'crossEntropyBackward', 'conv2d', 'conv2dBackwardData', 'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward',
   'groupNorm', 'groupNormBackward', 'softmax', 'softmaxBackward', 'unary', 'unaryBackward', 'binary',
   'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward', 'sparseAttentionRows',
 ];

@@ -59,6 +59,10 @@ export interface NativeAddon {
   sumSquares(x: F32): number;
   /** out = x · c (c a double), rounded to f32. */
   scale(x: F32, c: number): F32;
+  /** Per-row cross-entropy [rows] (0 at ignored rows) and log Σ exp [rows]; targets i32 [rows] in [0, cols) or ignoreIndex. */
+  crossEntropy(x: F32, targets: Int32Array, rows: number, cols: number, ignoreIndex: number, labelSmoothing: number): { loss: F32; lse: F32 };
+  /** dlogits [rows, cols] of the per-row losses weighted by g [rows]; zero rows where ignored. */
+  crossEntropyBackward(x: F32, targets: Int32Array, lse: F32, g: F32, rows: number, cols: number, ignoreIndex: number, labelSmoothing: number): F32;
   conv2d(x: F32 | U16, w: F32 | U16, bias: F32 | null, dims: number[], bf16: boolean): F32;
   conv2dBackwardData(g: F32 | U16, w: F32 | U16, dims: number[], bf16: boolean): F32;
   conv2dBackwardWeights(x: F32 | U16, g: F32 | U16, dims: number[], withBias: boolean, bf16: boolean): { dw: F32; dbias: F32 | null };
@@ -89,7 +93,7 @@ export interface NativeAddon {
 }
 
 const ADDON_FUNCTIONS: readonly (keyof NativeAddon)[] = [
-  'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'configurePool', 'poolStats', 'matmul', 'sumRows', 'stridedCopy', 'adamwUpdate', 'dropout', 'sumSquares', 'scale', 'conv2d', 'conv2dBackwardData',
+  'version', 'cacheStats', 'setCacheCapacity', 'cacheClear', 'setOutputAllocator', 'configurePool', 'poolStats', 'matmul', 'sumRows', 'stridedCopy', 'adamwUpdate', 'dropout', 'sumSquares', 'scale', 'crossEntropy', 'crossEntropyBackward', 'conv2d', 'conv2dBackwardData',
   'conv2dBackwardWeights', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'softmax',
   'softmaxBackward', 'unary', 'unaryBackward', 'binary', 'attention', 'attentionBackward', 'sparseAttention', 'sparseAttentionBackward',
   'sparseAttentionRows',
