@@ -122,6 +122,42 @@ test('stop at step 3 + resume to 6 is bit-identical to 6 straight steps (weights
   await assert.rejects(trainTokenizer(base(b, { ...over, steps: 8, config: { nEmbed: 32 } })), /different config/);
 });
 
+test('init: a fresh run starts from a trained model\'s weights (no k-means over them); a config mismatch is refused before anything is written', async () => {
+  const src = join(root, 'run-init-src');
+  const codes = { nEmbed: 64, quantizer: { kmeansInit: true } };
+  await trainTokenizer(base(src, { steps: 3, adversarial: false, config: codes }));
+  const trained = (await loadVQModel(join(src, 'model'))).stateDict();
+  const out = join(root, 'run-init');
+  let first: Record<string, Float32Array> | null = null, initialised = false;
+  const logs: string[] = [];
+  // One step at lr 1e-9 moves no weight by more than ~1e-8, so the weights after it show what the run started from.
+  await trainTokenizer(base(out, {
+    steps: 2, adversarial: false, config: codes, init: join(src, 'model'), log: (m) => logs.push(m), lr: 1e-9,
+    onStep: (s, { model }) => {
+      if (s !== 1) return;
+      initialised = model.quantize.isInitialised;
+      first = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, Float32Array.from(t.data as Float32Array)]));
+    },
+  }));
+  assert.ok(logs.some((m) => m.includes('starting from the weights of')), logs.join('\n'));
+  assert.ok(initialised, 'the codebook counts as initialised');
+  const after = first as Record<string, Float32Array> | null;
+  assert.ok(after !== null);
+  assert.deepEqual(Object.keys(after).sort(), Object.keys(trained).sort());
+  for (const [k, t] of Object.entries(trained)) {
+    const v = t.data as Float32Array, mine = after[k]!;
+    const d = v.reduce((m, x, i) => Math.max(m, Math.abs(x - mine[i]!)), 0);
+    assert.ok(d < 1e-6, `${k}: max |Δ| ${d} (without init: the source run's 3 steps and k-means apart)`);
+  }
+  const cfg = JSON.parse((await import('node:fs')).readFileSync(join(out, 'config.json'), 'utf8')) as { init: string };
+  assert.equal(cfg.init, join(src, 'model'));
+  // Another codebook size than the init model: refused, and no run directory is left behind.
+  const bad = join(root, 'run-init-bad');
+  await assert.rejects(trainTokenizer(base(bad, { steps: 2, adversarial: false, config: { nEmbed: 32 }, init: join(src, 'model') })), /another model config than preset 'tiny'.*nEmbed/);
+  assert.ok(!existsSync(bad), 'nothing written');
+  await assert.rejects(trainTokenizer(base(bad, { steps: 2, init: join(root, 'nowhere') })), /is not a directory/);
+});
+
 test('a NaN loss stops with NonFiniteLossError and keeps the last good checkpoint', async () => {
   const out = join(root, 'run-nan');
   const err = await trainTokenizer(base(out, {

@@ -41,11 +41,14 @@ export const commands: Record<string, Command> = {
       flip: { type: 'boolean', help: 'random horizontal flips (off: emoji and text are not mirror-symmetric)' },
       schedule: { type: 'string', help: 'lr schedule after warmup: cosine or constant', default: 'cosine' },
       resume: { type: 'boolean', help: 'require a checkpoint to resume from (without it: resume when RUN has one)' },
+      init: { type: 'string', help: 'start a fresh run from a trained tokenizer\'s weights (model dir of the same preset; new optimizer and schedule)' },
       quiet: { type: 'boolean', help: 'no progress bar' },
     },
     async run(positionals, o) {
       if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
       const data = requiredString(o, 'data', 'dir'), out = requiredString(o, 'out', 'dir');
+      const init = o['init'];
+      if (init !== undefined && (typeof init !== 'string' || init === '')) throw new UsageError('--init needs a model directory');
       const precision = o['precision'];
       if (precision !== 'bf16' && precision !== 'fp32') throw new UsageError(`--precision must be bf16 or fp32, got '${String(precision)}'`);
       const schedule = o['schedule'];
@@ -57,6 +60,7 @@ export const commands: Record<string, Command> = {
         steps: int(o, 'steps', 1)!, batchSize: int(o, 'batch-size', 1)!, discStart: int(o, 'disc-start', 0)!,
         sampleEvery: int(o, 'sample-every', 1)!, checkpointEvery: int(o, 'checkpoint-every', 1)!, seed: int(o, 'seed', 0)!,
         flip: o['flip'] === true, adversarial: o['no-adversarial'] !== true, resume: o['resume'] === true ? 'require' : 'auto', showProgress: o['quiet'] !== true,
+        ...(typeof init === 'string' ? { init } : {}),
       };
       await import('../../engine/index.js');
       const { VQGAN_PRESETS } = await import('../../models/vqgan/config.js');

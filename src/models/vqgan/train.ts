@@ -3,6 +3,7 @@
 // AdamW optimizers as taming's, exact resume from the last checkpoint (weights, both optimizers, step,
 // data order, every RNG, codebook-health state), atomic checkpoints, JSONL metrics, preview grids of
 // originals vs reconstructions, and a stop with a clear message when a loss term turns NaN/Inf.
+// `init` starts a fresh run from a trained tokenizer's weights (fine-tuning, or a longer schedule).
 //
 //   RUN/config.json                   model / discriminator / loss / training settings (resume checks them)
 //   RUN/metrics.jsonl                 one line per step
@@ -13,7 +14,7 @@
 // Legend: B batch, H×W pixels, h×w code grid, K codebook size.
 
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { mseLoss } from '../../engine/ops/loss.js';
 import { getPrecision, setPrecision, type Precision } from '../../engine/kernels.js';
 import { AdamW, isNotMatrix } from '../../engine/optim/adamw.js';
@@ -34,7 +35,7 @@ import { DISCRIMINATOR_PRESETS, NLayerDiscriminator, discriminatorConfig, type D
 import { inEvalMode, rgbToTensor } from './evaluate.js';
 import { adversarialLossConfig, generatorAdversarialLoss, vqganDiscriminatorLoss, vqganGeneratorLoss, type AdversarialLossConfig } from './losses.js';
 import type { QuantizerHealthState } from './quantizer.js';
-import { saveVQModel, VQModel } from './vqmodel.js';
+import { loadVQModel, saveVQModel, VQModel } from './vqmodel.js';
 
 export interface TrainTokenizerOptions {
   /** Prepared data set directory (src/data/format.ts); trains on `train`, previews `val`. */
@@ -67,6 +68,12 @@ export interface TrainTokenizerOptions {
   weightDecay?: number;
   /** 'auto': resume when RUN has a checkpoint; 'require': it must; 'never': RUN must have none. */
   resume?: 'auto' | 'require' | 'never';
+  /**
+   * A trained tokenizer (model directory) whose weights start a fresh run: fine-tuning, or a longer schedule
+   * after a finished one, with a new optimizer, warmup and schedule. Its config must equal the run's
+   * (preset + overrides). Only a fresh run reads it; a resumed run continues from its checkpoint.
+   */
+  init?: string;
   /** Fixed preview images in the sample grid. */
   sampleCount?: number;
   /** Steps per window of the running codebook usage. */
@@ -125,7 +132,7 @@ function positiveNumber(v: number, name: string, allowZero = false): number {
 }
 
 /** Fills defaults and checks every option. */
-export function resolveTrainOptions(o: TrainTokenizerOptions): Required<Omit<TrainTokenizerOptions, 'stop' | 'onStep' | 'log' | 'config' | 'adversarialLoss' | 'discriminator'>> & { discriminator: DiscriminatorConfig } {
+export function resolveTrainOptions(o: TrainTokenizerOptions): Required<Omit<TrainTokenizerOptions, 'stop' | 'onStep' | 'log' | 'config' | 'adversarialLoss' | 'discriminator' | 'init'>> & { discriminator: DiscriminatorConfig; init: string | null } {
   const d = TRAIN_TOKENIZER_DEFAULTS;
   if (typeof o.data !== 'string' || o.data === '') throw new RangeError('trainTokenizer: data (a prepared data set directory) is required');
   if (typeof o.out !== 'string' || o.out === '') throw new RangeError('trainTokenizer: out (the run directory) is required');
@@ -143,6 +150,7 @@ export function resolveTrainOptions(o: TrainTokenizerOptions): Required<Omit<Tra
   const resume = o.resume ?? d.resume;
   if (!['auto', 'require', 'never'].includes(resume)) throw new RangeError(`trainTokenizer: resume must be 'auto', 'require' or 'never', got '${String(resume)}'`);
   const lr = positiveNumber(o.lr ?? d.lr, 'lr');
+  if (o.init !== undefined && (typeof o.init !== 'string' || o.init === '')) throw new RangeError(`trainTokenizer: init must be a model directory, got ${String(o.init)}`);
   return {
     data: o.data, out: o.out, preset: o.preset ?? d.preset, discriminator: discCfg, adversarial: o.adversarial ?? d.adversarial,
     steps: positiveInt(o.steps ?? d.steps, 'steps'), batchSize: positiveInt(o.batchSize ?? d.batchSize, 'batchSize'),
@@ -153,7 +161,7 @@ export function resolveTrainOptions(o: TrainTokenizerOptions): Required<Omit<Tra
     seed: positiveInt(o.seed ?? d.seed, 'seed', 0), flip: o.flip ?? d.flip,
     warmupSteps: positiveInt(o.warmupSteps ?? d.warmupSteps, 'warmupSteps', 0), schedule,
     gradClip: positiveNumber(o.gradClip ?? d.gradClip, 'gradClip', true), weightDecay: positiveNumber(o.weightDecay ?? d.weightDecay, 'weightDecay', true),
-    resume, sampleCount: positiveInt(o.sampleCount ?? d.sampleCount, 'sampleCount'),
+    resume, init: o.init ?? null, sampleCount: positiveInt(o.sampleCount ?? d.sampleCount, 'sampleCount'),
     usageWindow: positiveInt(o.usageWindow ?? d.usageWindow, 'usageWindow'), showProgress: o.showProgress ?? false,
   };
 }
@@ -186,13 +194,22 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   const train = ds.split('train');
   if (train.length < o.batchSize) throw new RangeError(`trainTokenizer: ${o.data} has ${train.length} training images, fewer than the batch size ${o.batchSize}`);
   const preview = previewRecords(ds, o.sampleCount);
+  // Checked before anything is written: a mismatched init must not leave a run directory behind.
+  const initModel = o.init === null ? null : await loadVQModel(o.init);
+  if (initModel !== null) {
+    const want = configToJson(config) as Record<string, unknown>, got = configToJson(initModel.config) as Record<string, unknown>;
+    const differ = Object.keys({ ...want, ...got }).filter((k) => JSON.stringify(want[k]) !== JSON.stringify(got[k]));
+    if (differ.length > 0) {
+      throw new RangeError(`trainTokenizer: ${o.init} has another model config than preset '${o.preset}' with the given overrides (${differ.join(', ')} differ); pass the preset and options it was trained with`);
+    }
+  }
 
   if (o.resume === 'never' && (await listCheckpointSteps(o.out)).length > 0) {
     throw new RangeError(`trainTokenizer: ${o.out} already has checkpoints; resume it or choose a new output directory`);
   }
   // Resume checks that the model, loss and data settings are the ones the run started with.
   const runConfig: JsonValue = {
-    kind: 'vqgan-tokenizer', preset: o.preset, model: configToJson(config) as JsonValue,
+    kind: 'vqgan-tokenizer', preset: o.preset, model: configToJson(config) as JsonValue, init: o.init === null ? null : resolve(o.init),
     discriminator: o.adversarial ? { ...o.discriminator } : null, adversarial: o.adversarial ? { ...adv } : null,
     train: {
       data: o.data, steps: o.steps, batchSize: o.batchSize, lr: o.lr, discLr: o.discLr, precision: o.precision, seed: o.seed, flip: o.flip,
@@ -200,7 +217,7 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
       sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, sampleCount: o.sampleCount, usageWindow: o.usageWindow,
     },
   };
-  const allowChanged = ['train.steps', 'train.sampleEvery', 'train.checkpointEvery', 'train.data'];
+  const allowChanged = ['train.steps', 'train.sampleEvery', 'train.checkpointEvery', 'train.data', 'init']; // init: read by a fresh run only
   const changed = await ensureRunConfig(o.out, runConfig, { allowChanged });
   const fixedConfig = fixedRunConfig(runConfig, allowChanged); // checked on resume
 
@@ -230,7 +247,10 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
     model.quantize.loadHealthState(state.extra['quantizer'] as unknown as QuantizerHealthState);
     const counts = state.extra['usage'] as number[] | undefined;
     if (Array.isArray(counts) && counts.length === config.nEmbed) usage.counts.set(counts);
-    log(`resuming ${o.out} from step ${state.step} (${loaded.dir})${changed.length ? `; changed settings: ${changed.join(', ')}` : ''}`);
+    log(`resuming ${o.out} from step ${state.step} (${loaded.dir})${changed.length ? `; changed settings: ${changed.join(', ')}` : ''}${initModel !== null ? ` (init ${o.init} is not read: the checkpoint has the weights)` : ''}`);
+  } else if (initModel !== null) {
+    model.loadStateDict(initModel.stateDict()); // also marks the codebook initialised: no k-means over trained codes
+    log(`starting from the weights of ${o.init} (new optimizer and schedule)`);
   }
   const resumedFrom = loaded === null ? null : state.step;
   const metrics = MetricsLog.open(join(o.out, 'metrics.jsonl'), { resumeStep: resumedFrom });
