@@ -103,7 +103,7 @@ test('vilg eval writes eval.json, eval.md, contact sheets and sheets.html; figur
   assert.ok(t.tokenizer.ssim! > 0 && t.tokenizer.ssim! <= 1);
   assert.equal(t.tokenizer.codebook.total, N * 64);
   assert.equal(t.generatedCodebook.total, N * 64);
-  assert.ok(t.tokenizer.codebook.used >= 1 && t.tokenizer.codebook.used <= 256);
+  assert.ok(t.tokenizer.codebook.used >= 1 && t.tokenizer.codebook.used <= vilg.model.config.numCodes);
   const fd = t.featureDistances;
   assert.equal(fd.network, 'models/feat-shapes-32', 'the committed feature network by default');
   assert.equal(fd.featureDim, 64);
@@ -275,7 +275,7 @@ test('bad arguments give clear errors', async () => {
   assert.match((await cli([...base, '--n', '0']))!, new RegExp(`n \\(samples of split 'test'\\) must be an integer in \\[1, ${TEST.length}\\], got 0`));
   assert.match((await cli([...base, '--n', String(TEST.length + 1)]))!, /must be an integer in \[1, /);
   assert.match((await cli([...base, '--n', '2.5']))!, /got 2\.5/);
-  assert.match((await cli([...base, '--top-k', '999']))!, /topK .* must be an integer in \[0, 256\]/);
+  assert.match((await cli([...base, '--top-k', '9999']))!, new RegExp(`topK .* must be an integer in \\[0, ${vilg.model.config.numCodes}\\]`));
   assert.match((await cli([...base, 'extra']))!, /unexpected argument 'extra'/);
   assert.match((await cli([...base, '--rerank', '0']))!, /rerank \(candidates per prompt; 1 = off\) must be an integer in \[1, 64\], got 0/);
   // A split with no samples: a 2-scene data set leaves at least one split empty.

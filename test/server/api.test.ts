@@ -13,7 +13,7 @@ import { rmSync } from 'node:fs';
 import sharp from 'sharp';
 import { createServer, type Server } from '../../src/server/server.js';
 import { VilgPipeline } from '../../src/models/vilg/pipeline.js';
-import { MODEL_DIR, NATIVE_SKIP, form, modelWithCard, pngPixels, postJson, readSse, request, scenes, until, type TestScene } from './helpers.js';
+import { MODEL_CODES, MODEL_DIR, NATIVE_SKIP, form, modelWithCard, pngPixels, postJson, readSse, request, scenes, until, type TestScene } from './helpers.js';
 
 const CARD = '# vilg-shapes (test copy)\n\nA 3.4M-parameter ERNIE-ViLG trained on the shapes data set.\n';
 const logs: Record<string, unknown>[] = [];
@@ -77,7 +77,7 @@ test('GET /v1/model: config, size, limits and the model card', async () => {
   assert.equal(r.body.imageSize, 32);
   assert.equal(r.body.parameters, (await VilgPipeline.load(MODEL_DIR)).info.parameters, 'the loaded model\'s own count');
   assert.deepEqual(r.body.config.imageGrid, [8, 8]);
-  assert.equal(r.body.config.numCodes, 256);
+  assert.equal(r.body.config.numCodes, MODEL_CODES);
   assert.equal(r.body.limits.maxN, 64);
   assert.equal(r.body.limits.queueSize, 1);
   assert.deepEqual(r.body.card, { file: 'MODEL_CARD.md', text: CARD });
@@ -147,8 +147,8 @@ test('text-to-image: validation errors are 400/413/415 with clear JSON messages'
     [{ ...T2I, n: 65 }, /n must be an integer in \[1, 64\], got 65/],
     [{ ...T2I, n: 1.5 }, /n must be an integer/],
     [{ ...T2I, n: '2' }, /n must be an integer .* got "2"/],
-    [{ ...T2I, topK: -1 }, /topK must be an integer in \[0, 256\]/],
-    [{ ...T2I, topK: 257 }, /topK must be an integer in \[0, 256\]/],
+    [{ ...T2I, topK: -1 }, new RegExp(`topK must be an integer in \\[0, ${MODEL_CODES}\\]`)],
+    [{ ...T2I, topK: MODEL_CODES + 1 }, new RegExp(`topK must be an integer in \\[0, ${MODEL_CODES}\\]`)],
     [{ ...T2I, topP: 0 }, /topP must be a number in \(0, 1\]/],
     [{ ...T2I, topP: 1.5 }, /topP must be a number in \(0, 1\]/],
     [{ ...T2I, temperature: -0.1 }, /temperature must be a number in \[0, 10\]/],

@@ -3,7 +3,7 @@
 // from the shapes generator as PNG bytes, JSON/multipart request helpers, and a Server-Sent Events reader.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,8 @@ export const NATIVE_SKIP: string | false = process.env['VILG_BACKEND'] === 'refe
 
 /** The committed model, from the package root (dist/test/server → ../../..). */
 export const MODEL_DIR = fileURLToPath(new URL('../../../models/vilg-shapes/', import.meta.url));
+/** The committed model's codebook size K (image codes), read from its config so the tests follow a retrained model. */
+export const MODEL_CODES: number = (JSON.parse(readFileSync(join(MODEL_DIR, 'config.json'), 'utf8')) as { model: { numCodes: number } }).model.numCodes;
 /** Where the browser test leaves its screenshot (gitignored). */
 export const ARTIFACTS_DIR = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 
