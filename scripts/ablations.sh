@@ -38,12 +38,13 @@ encode() { # every run reads one set of token shards (encoding takes a minute or
 train_one() {
   local name=$1 flags=$2
   [ -f "$OUT/$name/model/model.safetensors" ] && [ -f "$OUT/$name/.done" ] && return 0
+  local rc=0
   # shellcheck disable=SC2086
   $VILG train --data "$DATA" --tokenizer "$TOK" --shards "$OUT/tokens" --out "$OUT/$name" --preset shapes-small \
     --steps "$STEPS" --batch-size "$BATCH" --rec-batch "$REC_BATCH" --sample-every "$STEPS" --checkpoint-every 100 \
-    --seed 0 --quiet $flags >> "$OUT/$name.train.log" 2>&1
-  # a SIGTERM'd run exits cleanly after its checkpoint: only a finished one is done (a rerun resumes the other)
-  tail -n 1 "$OUT/$name.train.log" | grep -q '^finished at step' || { echo "ablations: $name stopped early" >&2; return 1; }
+    --seed 0 --quiet $flags >> "$OUT/$name.train.log" 2>&1 || rc=$?
+  # a SIGTERM'd run checkpoints and exits 143: only a finished one is done (a rerun resumes the other)
+  [ "$rc" -eq 0 ] || { echo "ablations: $name stopped early (exit $rc; see $OUT/$name.train.log)" >&2; return 1; }
   touch "$OUT/$name/.done"
 }
 

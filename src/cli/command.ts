@@ -8,5 +8,6 @@ export interface Command {
   options: OptionSpec;
   /** Usage of positionals, e.g. '<input>' (shown in `vilg <command> --help`). */
   positionals?: string;
-  run(positionals: string[], options: ParsedOptions): Promise<void>;
+  /** Resolves to the exit status, or nothing for 0. */
+  run(positionals: string[], options: ParsedOptions): Promise<void | number>;
 }

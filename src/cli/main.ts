@@ -38,8 +38,8 @@ async function main(argv: string[]): Promise<number> {
   if (rest.includes('--help') || rest.includes('-h')) { process.stdout.write(`usage: vilg ${name}${cmd.positionals ? ' ' + cmd.positionals : ''} [options]\n\n${cmd.summary}\n\noptions:\n${formatOptions(cmd.options)}\n`); return 0; }
   try {
     const { positionals, options } = parseArgs(rest, cmd.options);
-    await cmd.run(positionals, options);
-    return 0;
+    const code = await cmd.run(positionals, options);
+    return typeof code === 'number' ? code : 0;
   } catch (e) {
     if (e instanceof UsageError) { process.stderr.write(`vilg ${name}: ${e.message}\n`); return 2; }
     throw e;

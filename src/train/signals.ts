@@ -1,6 +1,7 @@
 // Graceful stop for training loops. The first SIGINT/SIGTERM only raises a flag: the loop finishes
-// the step it is in, writes a checkpoint and returns. A second signal exits at once (the checkpoint
-// being written, if any, is atomic, so the previous one stays valid).
+// the step it is in, writes a checkpoint and returns (the command then exits 128 + the signal number,
+// stopExitCode). A second signal exits at once (the checkpoint being written, if any, is atomic, so the
+// previous one stays valid).
 
 export interface StopHandlerOptions {
   /** Signals that request a stop. */
@@ -17,6 +18,16 @@ export const STOP_DEFAULTS = Object.freeze({
 });
 
 const SIGNAL_NUMBER: Readonly<Partial<Record<NodeJS.Signals, number>>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGTERM: 15, SIGUSR1: 10, SIGUSR2: 12 };
+
+/**
+ * The exit status of a command whose loop stopped for `reason`: 128 + the signal's number (130 for SIGINT,
+ * 143 for SIGTERM), what a shell reports for a process the signal killed, so `vilg train ... && next` does
+ * not go on with an unfinished run; 1 for another reason. The checkpoint was written all the same.
+ */
+export function stopExitCode(reason: string | null): number {
+  const n = reason === null ? undefined : SIGNAL_NUMBER[reason as NodeJS.Signals];
+  return n === undefined ? 1 : 128 + n;
+}
 
 /** A flag the training loop polls between steps. */
 export class StopFlag {

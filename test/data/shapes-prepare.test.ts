@@ -72,7 +72,7 @@ test('bad options are clear errors, from the library and from the command', asyn
   assert.equal(shapesOptionsError(base), null);
   assert.throws(() => prepareShapes({ ...base, size: 8, out: join(root, 'bad') }), RangeError);
   const cmd = commands['data prepare shapes']!;
-  const run = (o: Record<string, string | number>, pos: string[] = []): Promise<void> =>
+  const run = (o: Record<string, string | number>, pos: string[] = []): Promise<void | number> =>
     cmd.run(pos, { count: 10, size: 32, seed: 0, out: join(root, 'cli'), 'max-objects': 2, noise: 0, ...o });
   await assert.rejects(run({ size: 12 }), (e: unknown) => e instanceof UsageError && /--size must be an integer in \[16, 1024\], got 12/.test(e.message));
   await assert.rejects(run({ count: 0 }), (e: unknown) => e instanceof UsageError && /--count/.test(e.message));

@@ -5,10 +5,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadSafetensors } from '../../src/engine/index.js';
 import { DatasetWriter, openDataset } from '../../src/data/format.js';
 import { makeShapesSample, sceneAttrsOf, sceneConfig } from '../../src/data/shapes/prepare.js';
@@ -18,7 +20,7 @@ import { trainTokenizer, type TrainTokenizerOptions } from '../../src/models/vqg
 import { loadVQModel } from '../../src/models/vqgan/vqmodel.js';
 import { readMetrics } from '../../src/train/metrics-log.js';
 import { NonFiniteLossError } from '../../src/train/run.js';
-import { StopFlag } from '../../src/train/signals.js';
+import { StopFlag, stopExitCode } from '../../src/train/signals.js';
 import { listCheckpointSteps } from '../../src/train/checkpoint.js';
 import { UsageError } from '../../src/cli/args.js';
 import { commands } from '../../src/cli/commands/tokenizer.js';
@@ -259,4 +261,28 @@ test('CLI: tokenize, reconstruct, eval-tokenizer work on a trained run; bad argu
   assert.equal((await loadVQModel(join(k32, 'model'))).config.nEmbed, 32);
   // Resuming the same run with another codebook size is refused (the model config is fixed).
   await assert.rejects(runCommand('train-tokenizer', [], { data, out: k32, preset: 'tiny', codes: 64, 'no-adversarial': true, precision: 'fp32', quiet: true, steps: 2, 'batch-size': 2 }), /model/);
+});
+
+test('CLI: SIGTERM stops `vilg train-tokenizer` after a checkpoint and exits 143 (130 for SIGINT), so scripts see an unfinished run', async () => {
+  assert.equal(stopExitCode('SIGTERM'), 143);
+  assert.equal(stopExitCode('SIGINT'), 130);
+  assert.equal(stopExitCode('test'), 1);
+  const out = join(root, 'run-sigterm');
+  const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const child = spawn(process.execPath, [main, 'train-tokenizer', '--data', data, '--preset', 'tiny', '--out', out, '--steps', '100000',
+    '--batch-size', '2', '--precision', 'fp32', '--no-adversarial', '--sample-every', '100000', '--checkpoint-every', '100000', '--quiet'],
+  { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  const metrics = join(out, 'metrics.jsonl');
+  const t0 = Date.now();
+  while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').length > 0)) { // a step has run: the stop flag is installed
+    assert.ok(Date.now() - t0 < 60_000, 'no training step within 60 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill('SIGTERM');
+  assert.equal(await exited, 143);
+  assert.match(stdout, /^stopped \(SIGTERM\) at step \d+; checkpoint /m);
+  assert.equal((await listCheckpointSteps(out)).length, 1, 'the stop wrote a checkpoint');
 });

@@ -66,11 +66,12 @@ export const commands: Record<string, Command> = {
       const { VQGAN_PRESETS } = await import('../../models/vqgan/config.js');
       if (!(opts.preset! in VQGAN_PRESETS)) throw new UsageError(`--preset: unknown preset '${opts.preset}' (known: ${Object.keys(VQGAN_PRESETS).join(', ')})`);
       const { trainTokenizer } = await import('../../models/vqgan/train.js');
-      const { StopFlag } = await import('../../train/signals.js');
+      const { StopFlag, stopExitCode } = await import('../../train/signals.js');
       const stop = StopFlag.install();
       try {
         const r = await trainTokenizer({ ...opts, stop });
         process.stdout.write(`${r.stopped ? `stopped (${r.reason ?? 'stop requested'})` : 'finished'} at step ${r.step}; checkpoint ${r.lastCheckpoint ?? '-'}; model ${r.modelDir}\n`);
+        return r.stopped ? stopExitCode(r.reason) : 0; // a stopped run is not a finished one: scripts see it
       } finally { stop.dispose(); }
     },
   },
