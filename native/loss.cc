@@ -26,6 +26,13 @@ void check_targets(const Napi::Env& env, const char* fn, const int32_t* t, int64
   }
 }
 
+/** ignoreIndex as an integer: it must be one within int32 range (targets are int32). */
+int64_t ignore_index(const Args& args, size_t i) {
+  const double v = args.number(i, "ignoreIndex");
+  if (v != std::floor(v) || std::fabs(v) > 2147483648.0) throw_range(args.env(), args.fn(), "ignoreIndex must be an integer within int32 range");
+  return static_cast<int64_t>(v);
+}
+
 }  // namespace
 
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
@@ -33,7 +40,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
     Args args(info, "crossEntropy", 6);
     const Napi::Env& env = args.env();
     const int64_t rows = args.dim(2, "rows", 0), cols = args.dim(3, "cols", 1);
-    const int64_t ignore = static_cast<int64_t>(args.number(4, "ignoreIndex"));
+    const int64_t ignore = ignore_index(args, 4);
     const double eps = args.number(5, "labelSmoothing");
     const Array x = args.array(0, "x", product(env, "crossEntropy", {rows, cols}));
     const int32_t* t = args.int32s(1, "targets", static_cast<size_t>(rows));
@@ -68,7 +75,7 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
     Args args(info, "crossEntropyBackward", 8);
     const Napi::Env& env = args.env();
     const int64_t rows = args.dim(4, "rows", 0), cols = args.dim(5, "cols", 1);
-    const int64_t ignore = static_cast<int64_t>(args.number(6, "ignoreIndex"));
+    const int64_t ignore = ignore_index(args, 6);
     const double eps = args.number(7, "labelSmoothing");
     const size_t n = product(env, "crossEntropyBackward", {rows, cols});
     const Array x = args.array(0, "x", n);

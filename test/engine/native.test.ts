@@ -200,6 +200,7 @@ test('native crossEntropy and its backward match the reference (ignored rows, sm
   // The addon re-checks what TypeScript checked: a target outside [0, cols) is a RangeError, not a read out of bounds.
   assert.throws(() => addon!.crossEntropy(x, Int32Array.from({ length: 10 }, () => 500), 10, 500, -100, 0), /outside \[0, cols\)/);
   assert.throws(() => addon!.crossEntropy(x, new Int32Array(9), 10, 500, -100, 0), RangeError);
+  assert.throws(() => addon!.crossEntropy(x, t, 10, 500, 1e300, 0), /ignoreIndex must be an integer within int32 range/);
   assert.throws(() => addon!.crossEntropyBackward(x, t, new Float32Array(10), new Float32Array(3), 10, 500, -100, 0), RangeError);
 });
 
