@@ -69,9 +69,13 @@ test('rows: headline figures per model, labels from the run directory or LABEL=,
   assert.equal(j!.t2i!.reconstructionAllAttributes, BASE.t2i!.attributes!.find((a) => a.label === 'reconstruction')!.accuracy.all);
   assert.deepEqual(c.calibration, { realAllAttributes: 1, fdFloor: BASE.t2i!.featureDistances.rows.find((x) => x.label === 'real train')!.fd });
   const md = comparisonMarkdown(c);
-  assert.match(md, /^\| joint \| end-to-end, sparse, t2i\+i2t\+vqa\+rec \| 400 × 8 \| 20\.5 min \| 3\.25 \/ 1\.25 \| 0\.3% \| 69\.7% \| 2\.95 \|/m);
+  // The committed evaluation's own figures, as the table prints them (percent to 0.1, FD to 0.01).
+  const pct = (v: number): string => `${(v * 100).toFixed(1)}%`.replace('.', '\\.');
+  const recon = pct(BASE.t2i!.attributes!.find((a) => a.label === 'reconstruction')!.accuracy.all!);
+  const fd = BASE.t2i!.featureDistances.rows.find((x) => x.label === 'generated')!.fd.toFixed(2).replace('.', '\\.');
+  assert.match(md, new RegExp(`^\\| joint \\| end-to-end, sparse, t2i\\+i2t\\+vqa\\+rec \\| 400 × 8 \\| 20\\.5 min \\| 3\\.25 / 1\\.25 \\| ${pct(gen!)} \\| ${recon} \\| ${fd} \\|`, 'm'));
   assert.match(md, /^\| t2i-only \| end-to-end, sparse, t2i\+rec \| .* \| – \| – \| – \| – \| – \| – \| – \|$/m);
-  assert.match(md, /^\| full attention \| end-to-end, dense, .* \| 25\.0% \| 69\.7% \|/m);
+  assert.match(md, new RegExp(`^\\| full attention \\| end-to-end, dense, .* \\| 25\\.0% \\| ${recon} \\|`, 'm'));
   assert.match(md, /All rows: data\/shapes, split test, first 1018 samples, seed 0, en/);
   assert.match(md, /the checker finds every attribute in 100\.0% of the real images; FD .* \(the floor\) 0\.38/);
 });
