@@ -25,7 +25,7 @@ import { openDataset, type Dataset, type SampleRecord } from '../../data/format.
 import { meanPsnr } from '../../eval/image-metrics.js';
 import { type CheckpointParts, initialTrainState, listCheckpointSteps, loadLatestCheckpoint, saveCheckpoint, type JsonValue, type TrainState } from '../../train/checkpoint.js';
 import { MetricsLog } from '../../train/metrics-log.js';
-import { assertFinite, checkResumeConfig, DataOrder, ensureRunConfig, fixedRunConfig, runTrainLoop } from '../../train/run.js';
+import { assertFinite, checkResumeConfig, DataOrder, diffJson, ensureRunConfig, fixedRunConfig, runTrainLoop } from '../../train/run.js';
 import type { StopFlag } from '../../train/signals.js';
 import { imageGrid, tensorToRgb, writePng } from '../../util/png.js';
 import { progress, type Progress } from '../../util/progress.js';
@@ -197,8 +197,7 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   // Checked before anything is written: a mismatched init must not leave a run directory behind.
   const initModel = o.init === null ? null : await loadVQModel(o.init);
   if (initModel !== null) {
-    const want = configToJson(config) as Record<string, unknown>, got = configToJson(initModel.config) as Record<string, unknown>;
-    const differ = Object.keys({ ...want, ...got }).filter((k) => JSON.stringify(want[k]) !== JSON.stringify(got[k]));
+    const differ = diffJson(configToJson(config) as JsonValue, configToJson(initModel.config) as JsonValue);
     if (differ.length > 0) {
       throw new RangeError(`trainTokenizer: ${o.init} has another model config than preset '${o.preset}' with the given overrides (${differ.join(', ')} differ); pass the preset and options it was trained with`);
     }
