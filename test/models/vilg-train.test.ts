@@ -191,3 +191,47 @@ test('given shards match their sources by content: a copied tokenizer is accepte
   await assert.rejects(trainVilg(base(join(root, 'fp-other'), { steps: 1, mode: 'two-stage', shards, tokenizer: other })),
     /encoded with a different imageTokenizer than .*tok-other/);
 });
+
+test('init: a fresh run starts from a trained generator (transformer and e2e decoder), fresh optimizers; mismatches refused before writing', async () => {
+  const src = join(root, 'init-src');
+  const trained = await trainVilg(base(src, { steps: 4, recBatch: 2 }));
+  const srcWeights = await weightsOf(trained.modelDir);
+  // A run from init with another dropout (no weight depends on it), stopped right after its first step: the
+  // first step's loss is the trained model's, far below a fresh model's.
+  const fresh = join(root, 'init-fresh'), ft = join(root, 'init-ft');
+  await trainVilg(base(fresh, { steps: 1, recBatch: 2, config: { maxTextLen: 12, dropout: 0 } }));
+  const seen: Record<string, number[]> = {}; // the weights after the run's first step
+  await trainVilg(base(ft, {
+    init: src, steps: 1, recBatch: 2, lr: 1e-9, recLr: 1e-9, config: { maxTextLen: 12, dropout: 0 },
+    onStep: (_s, { model, reconstructor }) => {
+      for (const [k, t] of Object.entries(model.stateDict())) seen[k] = Array.from(t.data as Float32Array);
+      for (const [k, t] of Object.entries(reconstructor.stateDict())) seen[`rec.${k}`] = Array.from(t.data as Float32Array);
+    },
+  }));
+  assert.ok(Object.keys(seen).length > 0);
+  // After one step at lr 1e-9 every weight is within ~1e-6 of the trained one (the decoder's too).
+  let worst = 0;
+  for (const [k, v] of Object.entries(srcWeights)) {
+    const w = seen[k]!;
+    assert.equal(w.length, v.length, k);
+    for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(w[i]! - v[i]!));
+  }
+  assert.ok(worst < 1e-5, `weights start from init (max |diff| ${worst})`);
+  const lossOf = (dir: string): number => readMetrics(join(dir, 'metrics.jsonl'))[0]!['loss'] as number;
+  assert.ok(lossOf(ft) < lossOf(fresh), `init loss ${lossOf(ft)} < fresh ${lossOf(fresh)}`);
+  const cfg = JSON.parse(await readFile(join(ft, 'config.json'), 'utf8')) as { init?: string };
+  assert.match(cfg.init ?? '', /init-src$/, 'recorded in the run config');
+  // Resuming the finished run with more steps ignores init (the checkpoint has the weights), even a changed one.
+  const resumed = await trainVilg(base(ft, { init: join(root, 'nowhere-needed-only-if-fresh'), steps: 2, recBatch: 2, lr: 1e-9, recLr: 1e-9, config: { maxTextLen: 12, dropout: 0 } })).catch((e: unknown) => e);
+  assert.ok(resumed instanceof Error && /config.json is missing/.test(resumed.message), 'init is checked even on resume (a typo is not silently ignored)');
+  // Mismatches: architecture, image tokenizer, text vocabulary — refused before the run directory exists.
+  const other = join(root, 'tok-init-other');
+  await saveVQModel(other, new VQModel(vqganPreset('tiny'), { generator: new Generator(5) }));
+  await assert.rejects(trainVilg(base(join(root, 'init-bad1'), { init: src, config: { maxTextLen: 12, numLayers: 1 } })), /another architecture than this run \(numLayers: 4 vs 1\)/);
+  await assert.rejects(trainVilg(base(join(root, 'init-bad2'), { init: src, tokenizer: other })), /trained on another image tokenizer/);
+  const text2 = join(root, 'text2');
+  trainDatasetTokenizer({ data, out: text2, vocabSize: 120, langs: ['en'], minFrequency: 1, lowercase: true, showProgress: false });
+  await assert.rejects(trainVilg(base(join(root, 'init-bad3'), { init: src, text: text2 })), /another text vocabulary|another architecture/);
+  for (const d of ['init-bad1', 'init-bad2', 'init-bad3']) assert.ok(!existsSync(join(root, d)), `${d}: nothing written`);
+  await assert.rejects(trainVilg(base(join(root, 'init-bad4'), { init: '' })), /init must be a generator model directory/);
+});

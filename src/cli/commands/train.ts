@@ -65,6 +65,7 @@ export const commands: Record<string, Command> = {
       'sample-top-k': { type: 'number', help: 'top-k of the image sampler in sample sheets (0: off)', default: 32 },
       seed: { type: 'number', help: 'seed of weights, data order, caption choice, dropout', default: D.seed },
       resume: { type: 'boolean', help: 'require a checkpoint to resume from (without it: resume when RUN has one)' },
+      init: { type: 'string', help: 'start a fresh run from a trained generator\'s weights (model or run dir of the same architecture and tokenizers; new optimizers and schedule)' },
       quiet: { type: 'boolean', help: 'no progress bar' },
     },
     async run(positionals, o) {
@@ -75,6 +76,9 @@ export const commands: Record<string, Command> = {
         return v;
       };
       const data = need('data', 'dir'), tokenizer = need('tokenizer', 'dir'), out = need('out', 'dir');
+      const init = o['init'];
+      if (init !== undefined && (typeof init !== 'string' || init.trim() === '')) throw new UsageError('--init needs a generator model directory');
+      if (typeof init === 'string' && !existsSync(init)) throw new UsageError(`--init: ${init} does not exist`);
       if (!existsSync(tokenizer)) throw new UsageError(`--tokenizer: ${tokenizer} does not exist (train one with \`vilg train-tokenizer\`)`);
       const text = typeof o['text'] === 'string' && o['text'] !== '' ? o['text'] : join(data, 'tokenizer');
       if (!existsSync(text)) throw new UsageError(`no text tokenizer at ${text}: train one with \`vilg data tokenizer --data ${data} --vocab-size N --out ${text}\` or pass --text`);
@@ -91,6 +95,7 @@ export const commands: Record<string, Command> = {
         recLoss: choice(o, 'rec-loss', ['l2', 'l1'] as const)!, recBatch: int(o, 'rec-batch', 0)!,
         recAdversarial: o['rec-adversarial'] === true, recDiscStart: int(o, 'rec-disc-start', 0)!, lang: choice(o, 'lang', ['en', 'zh', 'any'] as const)!,
         sampleEvery: int(o, 'sample-every', 1)!, checkpointEvery: int(o, 'checkpoint-every', 1)!, sampleTopK: int(o, 'sample-top-k', 0)!,
+        ...(typeof init === 'string' ? { init } : {}),
         seed: int(o, 'seed', 0)!, resume: o['resume'] === true ? 'require' : 'auto', showProgress: o['quiet'] !== true,
       };
       await import('../../engine/index.js');

@@ -34,7 +34,7 @@ import { loadTokenizer } from '../../data/text/io.js';
 import type { WordPieceTokenizer } from '../../data/text/wordpiece.js';
 import { type CheckpointParts, initialTrainState, listCheckpointSteps, loadLatestCheckpoint, saveCheckpoint, type JsonValue, type TrainState } from '../../train/checkpoint.js';
 import { MetricsLog } from '../../train/metrics-log.js';
-import { assertFinite, checkResumeConfig, DataOrder, ensureRunConfig, fixedRunConfig, runTrainLoop } from '../../train/run.js';
+import { assertFinite, checkResumeConfig, DataOrder, diffJson, ensureRunConfig, fixedRunConfig, runTrainLoop } from '../../train/run.js';
 import type { StopFlag } from '../../train/signals.js';
 import { imageGrid, tensorToRgb, writePng } from '../../util/png.js';
 import { progress, type Progress } from '../../util/progress.js';
@@ -46,7 +46,7 @@ import { adversarialLossConfig, generatorAdversarialLoss, vqganDiscriminatorLoss
 import { imageToTextBatch, textRows, textToImageBatch, vqaBatch, type TextSpecials, type VilgBatch } from './batch.js';
 import { vilgConfig, vilgConfigToJson, vilgPreset, type VilgConfig, type VilgConfigInput } from './config.js';
 import { endToEndZemb, generateCaptions, sampleImageCodes } from './generate.js';
-import { saveVilgModel, type TrainMode } from './io.js';
+import { loadVilgModel, saveVilgModel, type TrainMode, type VilgModelBundle } from './io.js';
 import { ErnieVilg } from './model.js';
 
 export type { TrainMode } from './io.js';
@@ -110,6 +110,14 @@ export interface TrainVilgOptions {
   lang?: Lang | 'any';
   seed?: number;
   resume?: 'auto' | 'require' | 'never';
+  /**
+   * Start a fresh run from a trained generator's weights (a model directory, or a run directory with model/):
+   * new optimizers and schedule, e.g. a longer or hotter schedule after a finished run. Its architecture must
+   * equal this run's (dropout may differ: no weight depends on it), its text vocabulary must equal `text`'s and
+   * its image tokenizer's encoder and codebook must equal `tokenizer`'s (the shards' codes come from those).
+   * In end-to-end mode its jointly trained decoder becomes the reconstructor. A resumed run ignores it.
+   */
+  init?: string;
   stop?: StopFlag;
   showProgress?: boolean;
   log?: (message: string) => void;
@@ -187,7 +195,7 @@ function oneOf<T extends string>(v: T, name: string, allowed: readonly T[]): T {
 }
 
 /** Fills defaults and checks every option. */
-export function resolveTrainVilgOptions(o: TrainVilgOptions): Required<Omit<TrainVilgOptions, 'stop' | 'onStep' | 'log' | 'config' | 'shards' | 'text' | 'weights'>> & { shards: string; text: string; weights: LossWeights } {
+export function resolveTrainVilgOptions(o: TrainVilgOptions): Required<Omit<TrainVilgOptions, 'stop' | 'onStep' | 'log' | 'config' | 'shards' | 'text' | 'weights' | 'init'>> & { shards: string; text: string; weights: LossWeights; init: string | null } {
   const d = TRAIN_VILG_DEFAULTS;
   for (const [k, what] of [['data', 'a prepared data set directory'], ['tokenizer', 'the VQGAN image tokenizer directory'], ['out', 'the run directory']] as const) {
     if (typeof o[k] !== 'string' || o[k] === '') throw new RangeError(`${where}: ${k} (${what}) is required`);
@@ -196,6 +204,7 @@ export function resolveTrainVilgOptions(o: TrainVilgOptions): Required<Omit<Trai
   for (const k of Object.keys(weights)) if (!(k in d.weights)) throw new RangeError(`${where}: unknown loss weight '${k}' (known: ${Object.keys(d.weights).join(', ')})`);
   for (const [k, v] of Object.entries(weights)) num(v, `weights.${k}`, true);
   if (weights.t2i === 0 && weights.i2t === 0) throw new RangeError(`${where}: weights.t2i and weights.i2t are both 0: nothing to train`);
+  if (o.init !== undefined && (typeof o.init !== 'string' || o.init === '')) throw new RangeError(`${where}: init must be a generator model directory, got ${String(o.init)}`);
   if (o.recAdversarial === true && (o.mode ?? d.mode) !== 'end-to-end') throw new RangeError(`${where}: recAdversarial needs mode end-to-end (two-stage mode trains no decoder)`);
   return {
     data: o.data, tokenizer: o.tokenizer, out: o.out,
@@ -212,6 +221,7 @@ export function resolveTrainVilgOptions(o: TrainVilgOptions): Required<Omit<Trai
     sampleCount: int(o.sampleCount ?? d.sampleCount, 'sampleCount', 1), sampleTopK: int(o.sampleTopK ?? d.sampleTopK, 'sampleTopK', 0),
     lang: oneOf(o.lang ?? d.lang, 'lang', ['en', 'zh', 'any']), seed: int(o.seed ?? d.seed, 'seed', 0),
     resume: oneOf(o.resume ?? d.resume, 'resume', ['auto', 'require', 'never']), showProgress: o.showProgress ?? false,
+    init: o.init ?? null,
   };
 }
 
@@ -225,6 +235,30 @@ export function configForTokenizers(preset: string, overrides: VilgConfigInput, 
     }
   }
   return vilgConfig({ ...fromTokenizers, ...overrides }, vilgPreset(preset));
+}
+
+/** The names of a VQGAN's weights that fix its codes: what a generator's image tokenizer shares with the shards'. */
+const CODE_WEIGHTS = (name: string): boolean => name.startsWith('encoder.') || name.startsWith('quant_conv.') || name === 'quantize.embedding.weight';
+
+/**
+ * Loads the generator a fresh run starts from (`init`) and checks that its weights mean the same here: the
+ * architecture (dropout aside), the text vocabulary and the image tokenizer's encoder and codebook. Nothing is
+ * written before this passes.
+ */
+async function loadInit(dir: string, config: VilgConfig, text: WordPieceTokenizer, rec: VQModel): Promise<VilgModelBundle> {
+  const modelDir = existsSync(join(dir, 'model', 'config.json')) ? join(dir, 'model') : dir; // a run directory works too
+  const init = await loadVilgModel(modelDir);
+  const arch = (c: VilgConfig): JsonValue => { const j = vilgConfigToJson(c) as Record<string, JsonValue>; delete j['dropout']; return j; };
+  const differ = diffJson(arch(init.model.config), arch(config));
+  if (differ.length) throw new RangeError(`${where}: init ${modelDir} has another architecture than this run (${differ.map((k) => `${k}: ${JSON.stringify((vilgConfigToJson(init.model.config) as Record<string, unknown>)[k])} vs ${JSON.stringify((vilgConfigToJson(config) as Record<string, unknown>)[k])}`).join(', ')}); pass the preset and overrides it was trained with`);
+  if (init.text.vocab.join('\n') !== text.vocab.join('\n')) throw new RangeError(`${where}: init ${modelDir} was trained with another text vocabulary than ${text.vocabSize === init.text.vocabSize ? 'the given one' : `the given one (${init.text.vocabSize} vs ${text.vocabSize} tokens)`}: its text ids would mean other words`);
+  const mine = rec.stateDict(), theirs = init.imageTokenizer.stateDict();
+  const codeDiff = Object.keys(mine).filter(CODE_WEIGHTS).filter((k) => {
+    const a = mine[k]!, b = theirs[k];
+    return b === undefined || a.dtype !== b.dtype || a.size !== b.size || a.data.some((v, i) => !Object.is(v, b.data[i]));
+  });
+  if (codeDiff.length) throw new RangeError(`${where}: init ${modelDir} was trained on another image tokenizer than ${rec.config.nEmbed} codes of the given one (${codeDiff.slice(0, 3).join(', ')}${codeDiff.length > 3 ? ', ...' : ''} differ): its image ids would mean other codes`);
+  return init;
 }
 
 /** Encodes the data set into RUN/tokens when that has not been done (or checks given shards fit). */
@@ -276,6 +310,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   if (ds.card.imageSize.height !== r || ds.card.imageSize.width !== r) {
     throw new RangeError(`${where}: ${o.data} has ${ds.card.imageSize.height}×${ds.card.imageSize.width} images, the image tokenizer takes ${r}×${r}`);
   }
+  const init = o.init === null ? null : await loadInit(o.init, config, text, rec); // checked before anything is written
   if (o.resume === 'never' && (await listCheckpointSteps(o.out)).length > 0) throw new RangeError(`${where}: ${o.out} already has checkpoints; resume it or choose a new output directory`);
   await mkdir(o.out, { recursive: true });
   const shards = await ensureShards(o, options.shards !== undefined, log);
@@ -296,6 +331,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
   const runConfig: JsonValue = {
     kind: 'ernie-vilg-generator', preset: o.preset, model: vilgConfigToJson(config) as JsonValue,
     data: resolve(o.data), tokenizer: resolve(o.tokenizer), text: resolve(o.text), shards: resolve(o.shards),
+    ...(o.init === null ? {} : { init: resolve(o.init) }), // absent without: older runs resume unchanged
     train: {
       mode: o.mode, steps: o.steps, batchSize: o.batchSize, gradAccum: o.gradAccum, lr: o.lr, recLr: o.recLr, weightDecay: o.weightDecay,
       warmupSteps: o.warmupSteps, schedule: o.schedule, gradClip: o.gradClip, precision: o.precision, weights: { ...o.weights }, recLoss: o.recLoss, recBatch: o.recBatch,
@@ -303,7 +339,7 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
       lang: o.lang, seed: o.seed, ...(o.stream ? { stream: true } : {}), sampleEvery: o.sampleEvery, checkpointEvery: o.checkpointEvery, sampleCount: o.sampleCount, sampleTopK: o.sampleTopK,
     },
   };
-  const allowChanged = ['train.steps', 'train.sampleEvery', 'train.checkpointEvery'];
+  const allowChanged = ['train.steps', 'train.sampleEvery', 'train.checkpointEvery', 'init']; // init: read by a fresh run only
   const changed = await ensureRunConfig(o.out, runConfig, { allowChanged });
   const fixedConfig = fixedRunConfig(runConfig, allowChanged, ['data', 'tokenizer', 'text', 'shards']); // checked on resume
 
@@ -334,7 +370,12 @@ export async function trainVilg(options: TrainVilgOptions): Promise<TrainVilgRes
     state = loaded.state;
     lastCheckpoint = loaded.dir;
     order.setState({ epoch: state.epoch, position: state.dataPosition });
-    log(`resuming ${o.out} from step ${state.step} (${loaded.dir})${changed.length ? `; changed settings: ${changed.join(', ')}` : ''}`);
+    log(`resuming ${o.out} from step ${state.step} (${loaded.dir})${changed.length ? `; changed settings: ${changed.join(', ')}` : ''}${init !== null ? ` (init ${o.init} is not read: the checkpoint has the weights)` : ''}`);
+  } else if (init !== null) {
+    model.loadStateDict(init.model.stateDict());
+    // End-to-end: the decoder that learned to read z_emb goes on training; two-stage keeps the tokenizer's own.
+    if (e2e) rec.loadStateDict(init.imageTokenizer.stateDict());
+    log(`starting from the weights of ${o.init}${e2e ? ' (transformer and its end-to-end decoder)' : ''}; new optimizers and schedule`);
   }
   const resumedFrom = loaded === null ? null : state.step;
 
