@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${STEPS:-400} BATCH=${BATCH:-8} REC_BATCH=${REC_BATCH:-4} N=${N:-300} RERANK=${RERANK:-4} JOBS=${JOBS:-2}
 OUT=${OUT:-runs/ablations} DATA=${DATA:-data/shapes} TOK=${TOK:-models/tok-shapes-32}
-VILG="node dist/src/cli/main.js"
+VILG="node --single-threaded-gc dist/src/cli/main.js"   # the GC flag: see src/cli/main.ts
 export OMP_NUM_THREADS=1
 mkdir -p "$OUT"
 

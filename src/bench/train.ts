@@ -195,7 +195,9 @@ class Worker {
 
   /** Our side: this file, forked with the IPC channel (stdout goes to our stderr, keeping --json clean). */
   static ours(): Worker {
-    const proc = fork(fileURLToPath(import.meta.url), [WORKER_FLAG], { execArgv: [], stdio: ['ignore', 2, 'pipe', 'ipc'] });
+    // The child gets none of our node flags (a test runner's, say) but the GC one, so it times what we run.
+    const execArgv = process.execArgv.filter((a) => a === '--single-threaded-gc');
+    const proc = fork(fileURLToPath(import.meta.url), [WORKER_FLAG], { execArgv, stdio: ['ignore', 2, 'pipe', 'ipc'] });
     const w = new Worker('ours', proc, (m) => { proc.send(m); });
     proc.on('message', (r: Reply) => w.deliver(r));
     return w;

@@ -1,5 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 // `vilg`: the command-line face of ernie-vilg. Each command is a thin layer over the library API.
+// The shebang runs node with --single-threaded-gc: every tensor is a JS-owned ArrayBuffer, so the GC runs
+// often, and V8's parallel/concurrent GC helper threads then compete with the compute for the cores
+// (scripts/bench-gc.sh measures it; BENCHMARKS.md has the figures). `node dist/src/cli/main.js` bypasses
+// the shebang, so the long-running commands say once how to get the flag back.
 
 import { formatOptions, parseArgs, UsageError } from './args.js';
 import type { Command } from './command.js';
@@ -29,6 +33,15 @@ function usage(): string {
     'run `vilg <command> --help` for its options.'].join('\n');
 }
 
+/** Commands that run for minutes, where the GC flag matters (see the note at the top). */
+const GC_SENSITIVE = ['train', 'train-tokenizer', 'train-features', 'eval', 'eval-tokenizer', 'data encode', 'bench engine', 'bench train', 'bench sample'];
+
+function gcHint(name: string): string | null {
+  if (!GC_SENSITIVE.includes(name) || process.execArgv.includes('--single-threaded-gc') || process.env.VILG_GC_HINT === '0') return null;
+  return `vilg: node runs without --single-threaded-gc, so V8's GC helper threads compete with the compute for the cores ` +
+    `(training steps about 2x slower on 2 cores: scripts/bench-gc.sh); run \`npx vilg ...\` or \`node --single-threaded-gc ${process.argv[1] ?? 'main.js'} ...\` (VILG_GC_HINT=0 silences this)\n`;
+}
+
 async function main(argv: string[]): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') { process.stdout.write(usage() + '\n'); return 0; }
   const name = [3, 2, 1].map((n) => argv.slice(0, n).join(' ')).find((n) => n in COMMANDS);
@@ -38,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
   if (rest.includes('--help') || rest.includes('-h')) { process.stdout.write(`usage: vilg ${name}${cmd.positionals ? ' ' + cmd.positionals : ''} [options]\n\n${cmd.summary}\n\noptions:\n${formatOptions(cmd.options)}\n`); return 0; }
   try {
     const { positionals, options } = parseArgs(rest, cmd.options);
+    const hint = gcHint(name);
+    if (hint !== null) process.stderr.write(hint);
     const code = await cmd.run(positionals, options);
     return typeof code === 'number' ? code : 0;
   } catch (e) {
