@@ -23,7 +23,7 @@ export interface PlotOptions {
   logY?: boolean;
   width?: number;
   height?: number;
-  /** EMA factor β in [0, 1) of a smoothed overlay (raw curve drawn faint beneath); 0 = off. */
+  /** EMA factor β in [0, 1) of a smoothed overlay (raw curve drawn faint beneath); 0 = off. Series shorter than 5 / (1 − β) points are drawn raw. */
   smooth?: number;
 }
 
@@ -221,8 +221,11 @@ export function renderLinePlot(opts: PlotOptions): PlotImage {
   };
   const colour = (i: number): Rgb => PALETTE[i % PALETTE.length]!;
   const faint = (c: Rgb): Rgb => c.map((v) => Math.round(255 + FAINT * (v - 255))) as unknown as Rgb;
-  series.forEach((s, i) => polyline(s.points, beta > 0 ? faint(colour(i)) : colour(i), beta === 0));
-  if (beta > 0) series.forEach((s, i) => { const sm = emaSmooth(s.points.map((p) => p[1]), beta); polyline(s.points.map((p, j) => [p[0], sm[j]!]), colour(i), true); });
+  // The EMA runs over points, not steps, so a sparse series (val losses every N steps) would be mostly lag:
+  // only series with at least 5 of its windows (1 / (1 − β) points each) are smoothed; others stay raw and solid.
+  const smoothed = (s: { points: readonly unknown[] }): boolean => beta > 0 && s.points.length >= Math.round(5 / (1 - beta));
+  series.forEach((s, i) => polyline(s.points, smoothed(s) ? faint(colour(i)) : colour(i), !smoothed(s)));
+  series.forEach((s, i) => { if (!smoothed(s)) return; const sm = emaSmooth(s.points.map((p) => p[1]), beta); polyline(s.points.map((p, j) => [p[0], sm[j]!]), colour(i), true); });
   if (!hasData) drawText(img, area.x + Math.floor((areaW - textWidth('(no data)')) / 2), area.y + Math.floor(areaH / 2) - 3, '(no data)', MUTED);
 
   // Frame just outside the area, ticks and their labels.

@@ -150,6 +150,11 @@ test('renderLinePlot: NaN/Infinity skipped, single points, empty series, smoothi
   const [rx, ry] = sm.toPixel(40, pts[40]![1]);
   const faint = PALETTE[0]!.map((v) => Math.round(255 + 0.3 * (v - 255)));
   assert.ok([-1, 0, 1].some((d) => px(sm, rx, ry + d).join() === faint.join()), 'faint raw curve');
+  // A sparse series (4 val points) next to a dense one: drawn raw and solid, not as a lagging EMA.
+  const val: [number, number][] = [[0, 1.8], [16, 1.2], [32, 0.6], [48, 0.55]];
+  const mixed = renderLinePlot({ ...base, smooth: 0.9, series: [{ name: 'a', points: pts }, { name: 'val', points: val }] });
+  const [vx, vy] = mixed.toPixel(32, 0.6);
+  assert.ok([-1, 0, 1].some((d) => px(mixed, vx, vy + d).join() === [...PALETTE[1]!].join()), 'sparse series solid at its raw value');
   assert.deepEqual(emaSmooth([4, 4, 4], 0.9), [4, 4, 4], 'debiased: a constant stays constant');
   assert.ok(Math.abs(emaSmooth([0, 10], 0.5)[1]! - 20 / 3) < 1e-12);
 

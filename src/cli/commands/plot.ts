@@ -21,7 +21,7 @@ export const commands: Record<string, Command> = {
       keys: { type: 'string', help: 'comma-separated metric names, e.g. rec,q (an unknown name lists the log\'s names)' },
       out: { type: 'string', help: 'output PNG path (its directory is created)' },
       'log-y': { type: 'boolean', help: 'logarithmic y axis with decade ticks (values ≤ 0 are left out)' },
-      smooth: { type: 'number', help: 'EMA factor in [0, 1) of a solid smoothed curve over the faint raw one; 0 = off', default: 0 },
+      smooth: { type: 'number', help: 'EMA factor in [0, 1) of a solid smoothed curve over the faint raw one (series under 5 / (1 − β) points stay raw); 0 = off', default: 0 },
       title: { type: 'string', help: 'title (ASCII; default: the log\'s path)' },
       width: { type: 'number', help: 'image width in pixels', default: P.width },
       height: { type: 'number', help: 'image height in pixels', default: P.height },
