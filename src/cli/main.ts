@@ -39,7 +39,7 @@ const GC_SENSITIVE = ['train', 'train-tokenizer', 'train-features', 'eval', 'eva
 function gcHint(name: string): string | null {
   if (!GC_SENSITIVE.includes(name) || process.execArgv.includes('--single-threaded-gc') || process.env.VILG_GC_HINT === '0') return null;
   return `vilg: node runs without --single-threaded-gc, so V8's GC helper threads compete with the compute for the cores ` +
-    `(training steps about 2x slower on 2 cores: scripts/bench-gc.sh); run \`npx vilg ...\` or \`node --single-threaded-gc ${process.argv[1] ?? 'main.js'} ...\` (VILG_GC_HINT=0 silences this)\n`;
+    `(two trainers sharing 2 cores: steps 2.6x slower; scripts/bench-gc.sh); run \`npx vilg ...\` or \`node --single-threaded-gc ${process.argv[1] ?? 'main.js'} ...\` (VILG_GC_HINT=0 silences this)\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
